@@ -1,0 +1,216 @@
+"""Choosing k, refining centres with fuzzy c-means and splitting broad segments, for one axis.
+
+Everything here works on one axis's robust-scaled feature matrix ``Z`` (n_customers x
+n_features, see ``segmentation.transform_and_scale``); the public entry points live in
+``quimbi_pipeline.core.segmentation``.
+
+A candidate partition is scored as ``silhouette_weight * silhouette + balance_weight * balance``
+with ``balance = 1 - min(1, std(sizes) / mean(sizes))``: silhouette alone rewards one
+mega-segment next to a few outlier segments (the reference system put 88-94% of customers in
+one segment), the balance term pays for splitting a large diffuse group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import skfuzzy
+from scipy.spatial.distance import cdist
+from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
+
+if TYPE_CHECKING:
+    from quimbi_pipeline.core.segmentation import SegmentationConfig
+
+# Silhouette is O(n^2): computing it on a fixed random subsample keeps the k search fast and
+# compares every k on the same points.
+SILHOUETTE_SAMPLE = 3000
+# k-means restarts; 4 is enough for the low-dimensional axes and keeps a 5,000-row fit fast.
+KMEANS_N_INIT = 4
+
+
+@dataclass
+class Partition:
+    """One candidate clustering of some rows: hard labels, centres and its quality."""
+
+    k: int
+    labels: np.ndarray
+    centres: np.ndarray
+    sizes: list[int]
+    silhouette: float
+    balance: float
+    score: float
+    bic: float | None = None
+
+    def summary(self) -> dict:
+        """The JSON-able ``k_scores`` entry of this candidate."""
+        out = {
+            "k": int(self.k),
+            "silhouette": float(self.silhouette),
+            "balance": float(self.balance),
+            "score": float(self.score),
+            "sizes": [int(s) for s in self.sizes],
+        }
+        if self.bic is not None:
+            out["bic"] = float(self.bic)
+        return out
+
+
+def fuzzy_memberships(
+    sq_distances: np.ndarray, fuzziness: float, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Fuzzy c-means memberships ``u_ij = 1 / sum_k (d_ij / d_ik) ** (2 / (m - 1))``.
+
+    Computed as ``w_ij = (d_i,min / d_ij) ** (2 / (m - 1))`` normalised per row, which is the
+    same quantity but cannot overflow; a row that sits exactly on a centre (``d = 0``) gets
+    membership 1 there (shared equally if several centres coincide). Never NaN.
+
+    Args:
+        sq_distances: (n, c) squared Euclidean distances from each point to each centre.
+        fuzziness: the FCM exponent m, > 1.
+        out: optional (n, c) float64 array to write the memberships into.
+
+    Returns:
+        (n, c) memberships; every row sums to 1.
+    """
+    d2 = np.asarray(sq_distances, dtype=np.float64)
+    d2_min = d2.min(axis=1, keepdims=True)
+    # 0/0 (NaN) can only occur on a row whose minimum is 0; those rows are overwritten below.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weights = np.divide(d2_min, d2, out=out)
+    exponent = 1.0 / (fuzziness - 1.0)
+    if exponent != 1.0:
+        np.power(weights, exponent, out=weights)
+    on_centre = d2_min[:, 0] <= 0.0
+    if on_centre.any():
+        weights[on_centre] = d2[on_centre] <= 0.0
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights
+
+
+def balance_of(sizes: np.ndarray | list[int]) -> float:
+    """``1 - min(1, std/mean)`` of the segment sizes: 1 for equal sizes, 0 for very unequal."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    return float(1.0 - min(1.0, sizes.std() / sizes.mean()))
+
+
+def silhouette_from_distances(dist: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette from a precomputed square distance matrix (sklearn's definition).
+
+    Points in single-member clusters score 0, as in ``sklearn.metrics.silhouette_samples``;
+    fewer than two clusters score 0 (no structure to measure).
+    """
+    _, inv, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if counts.size < 2:
+        return 0.0
+    onehot = np.zeros((labels.size, counts.size), dtype=dist.dtype)
+    onehot[np.arange(labels.size), inv] = 1.0
+    # Sum of distances from each point to every cluster: one BLAS product instead of a loop.
+    sums = (dist @ onehot).astype(np.float64)
+    own = sums[np.arange(labels.size), inv]
+    own_count = counts[inv] - 1
+    a = np.divide(own, own_count, out=np.zeros_like(own), where=own_count > 0)
+    mean_to = sums / counts
+    mean_to[np.arange(labels.size), inv] = np.inf
+    b = mean_to.min(axis=1)
+    denom = np.maximum(a, b)
+    s = np.divide(b - a, denom, out=np.zeros_like(a), where=denom > 0)
+    s[own_count == 0] = 0.0
+    return float(s.mean())
+
+
+class PartitionScorer:
+    """Scores partitions of a fixed set of rows on a fixed silhouette subsample."""
+
+    def __init__(self, z: np.ndarray, config: SegmentationConfig, seed: int):
+        n = z.shape[0]
+        rng = np.random.default_rng(seed)
+        self.idx = (
+            np.arange(n)
+            if n <= SILHOUETTE_SAMPLE
+            else np.sort(rng.choice(n, SILHOUETTE_SAMPLE, replace=False))
+        )
+        # One distance matrix for every k tried: the search then costs one BLAS product per k.
+        # float32 halves the memory traffic of that product; a score needs no more precision.
+        self.dist = cdist(z[self.idx], z[self.idx]).astype(np.float32)
+        self.config = config
+
+    def score(self, labels: np.ndarray, k: int) -> tuple[list[int], float, float, float]:
+        """Return (sizes, silhouette, balance, score) of hard ``labels`` in 0..k-1."""
+        sizes = np.bincount(labels, minlength=k)
+        sil = silhouette_from_distances(self.dist, labels[self.idx])
+        bal = balance_of(sizes)
+        cfg = self.config
+        score = cfg.silhouette_weight * sil + cfg.balance_weight * bal
+        return [int(s) for s in sizes], sil, bal, float(score)
+
+
+def count_distinct_rows(z: np.ndarray) -> int:
+    """Number of distinct rows; k is capped at it so no cluster has to be empty."""
+    return int(np.unique(z, axis=0).shape[0])
+
+
+def search_k(
+    z: np.ndarray,
+    k_values: list[int],
+    config: SegmentationConfig,
+    seed: int,
+    scorer: PartitionScorer | None = None,
+) -> list[Partition]:
+    """Fit one partition per k with the configured algorithm and score each.
+
+    Args:
+        z: (n, f) scaled rows.
+        k_values: the k to try; each must be <= the number of distinct rows.
+        config: weights, algorithm.
+        seed: random state of every estimator and of the silhouette subsample.
+        scorer: a ``PartitionScorer`` built on ``z`` to reuse; built here when None.
+
+    Returns:
+        One ``Partition`` per k, in the order of ``k_values``.
+    """
+    scorer = scorer or PartitionScorer(z, config, seed)
+    out = []
+    for k in k_values:
+        bic = None
+        if config.algorithm == "gmm":
+            gmm = GaussianMixture(n_components=k, covariance_type="full", random_state=seed)
+            gmm.fit(z)
+            labels, centres, bic = gmm.predict(z), gmm.means_, float(gmm.bic(z))
+        else:
+            km = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed).fit(z)
+            labels, centres = km.labels_, km.cluster_centers_
+        sizes, sil, bal, score = scorer.score(labels, k)
+        out.append(Partition(k, labels, centres, sizes, sil, bal, score, bic))
+    return out
+
+
+def best_partition(candidates: list[Partition], algorithm: str) -> Partition:
+    """Highest score for k-means, lowest BIC for the Gaussian mixture; ties go to the lower k."""
+    if algorithm == "gmm":
+        return min(candidates, key=lambda p: (p.bic, p.k))
+    return max(candidates, key=lambda p: (p.score, -p.k))
+
+
+def refine_centres(z: np.ndarray, partition: Partition, config: SegmentationConfig) -> np.ndarray:
+    """Final centres of a partition: FCM started from the k-means centres, GMM means as is.
+
+    skfuzzy's ``seed=`` reseeds numpy's global generator, so FCM is started from ``init=``,
+    the memberships the k-means centres imply; that also makes it deterministic.
+    """
+    if config.algorithm == "gmm":
+        return np.asarray(partition.centres, dtype=np.float64)
+    u0 = fuzzy_memberships(cdist(z, partition.centres, "sqeuclidean"), config.fuzziness).T
+    centres, *_ = skfuzzy.cmeans(
+        z.T,
+        c=partition.k,
+        m=config.fuzziness,
+        error=config.fcm_error,
+        maxiter=config.fcm_maxiter,
+        init=u0,
+    )
+    if not np.all(np.isfinite(centres)):  # defensive: never hand on a broken centre
+        return np.asarray(partition.centres, dtype=np.float64)
+    return np.asarray(centres, dtype=np.float64)
