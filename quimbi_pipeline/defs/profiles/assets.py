@@ -1,0 +1,163 @@
+"""Assignment of every customer to every axis model, and their profiles in PostgreSQL."""
+
+import dagster as dg
+import polars as pl
+
+from quimbi_pipeline.core.archetypes import top_archetypes
+from quimbi_pipeline.core.assignment import assign_batch, customer_batch
+from quimbi_pipeline.core.axes import AXES
+from quimbi_pipeline.db.models_store import load_current_models, model_set_version
+from quimbi_pipeline.db.profiles_store import upsert_profile_batch
+from quimbi_pipeline.defs.partitions import CUSTOMER_BATCHES, customer_batches
+from quimbi_pipeline.defs.profiles.frames import (
+    assignment_dir,
+    profile_frame,
+    read_batch,
+    segment_distribution,
+    write_batch,
+)
+from quimbi_pipeline.defs.resources import LakeResource, PostgresResource
+from quimbi_pipeline.defs.segmentation.models import model_key
+from quimbi_pipeline.feature_store import load_features, tickets_path
+
+EVERY_AXIS_ASSIGNED = "every_applicable_axis_assigned"
+
+
+@dg.asset(
+    partitions_def=customer_batches,
+    deps=["customer_features", *[model_key(axis.name) for axis in AXES]],
+    group_name="profiles",
+    kinds={"numpy", "parquet"},
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def segment_assignments(
+    context: dg.AssetExecutionContext, lake: LakeResource, postgres: PostgresResource
+) -> dg.MaterializeResult:
+    """Each customer's dominant segment, fuzzy memberships, strength and distance on every axis."""
+    home = lake.paths()
+    features = load_features(home).frame
+    with postgres.connection() as conn:
+        stored = load_current_models(conn)
+    models = {axis: m.model for axis, m in stored.items() if m.model is not None}
+    version = model_set_version(stored)
+    columns = {axis.name: axis.columns() for axis in AXES}
+    batches = features.with_columns(customer_batch(features["customer_id"], CUSTOMER_BATCHES))
+    assigned = 0
+    for key in context.partition_keys:
+        part = batches.filter(pl.col("batch") == int(key)).drop("batch")
+        result = assign_batch(part, models, columns)
+        write_batch(home, int(key), result, version)
+        assigned += part.height
+    return dg.MaterializeResult(
+        metadata={
+            "customers_assigned": assigned,
+            "batches": len(context.partition_keys),
+            "axes_assigned": dg.MetadataValue.json(sorted(models)),
+            "model_version": version,
+            "dagster/row_count": assigned,
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=customer_batches,
+    deps=[segment_assignments],
+    group_name="profiles",
+    kinds={"postgres"},
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=dg.AutomationCondition.eager(),
+    pool="customer_profiles",
+    check_specs=[
+        dg.AssetCheckSpec(
+            EVERY_AXIS_ASSIGNED,
+            asset="customer_profiles",
+            blocking=True,
+            description="Every customer with orders has a segment on every applicable axis.",
+        )
+    ],
+)
+def customer_profiles(
+    context: dg.AssetExecutionContext, lake: LakeResource, postgres: PostgresResource
+) -> dg.MaterializeResult:
+    """One PostgreSQL row per customer with segments, fuzzy memberships and value metrics."""
+    home = lake.paths()
+    features = load_features(home).frame
+    ticket_only = _ticket_only_customers(home, features)
+    totals = {"rows_upserted": 0, "rows_changed": 0, "rows_removed": 0, "no_orders": 0}
+    complete = segmented = 0
+    distributions = []
+    with postgres.connection() as conn:
+        for key in context.partition_keys:
+            batch = int(key)
+            long, customers = read_batch(home, batch)
+            frame = profile_frame(batch, customers, features, ticket_only)
+            counts = upsert_profile_batch(conn, batch, frame)
+            totals["rows_upserted"] += counts["rows_in_batch"]
+            totals["rows_changed"] += counts["rows_upserted"]
+            totals["rows_removed"] += counts["rows_removed"]
+            totals["no_orders"] += frame.filter(pl.col("segmentation_status") == "no_orders").height
+            axes = long["axis"].n_unique() if long.height else 0
+            per_customer = long.group_by("customer_id").len()
+            segmented += customers.height
+            complete += (
+                per_customer.filter(pl.col("len") == axes).height if axes else customers.height
+            )
+            distributions.append(long.group_by("axis", "dominant_segment").len())
+    share = complete / segmented if segmented else 1.0
+    return dg.MaterializeResult(
+        metadata={
+            **totals,
+            "share_with_every_applicable_axis": round(share, 6),
+            "segment_distribution": dg.MetadataValue.md(segment_distribution(distributions)),
+            "dagster/row_count": totals["rows_upserted"],
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=EVERY_AXIS_ASSIGNED,
+                passed=share == 1.0,
+                metadata={"share": share, "customers_with_orders": segmented},
+            )
+        ],
+    )
+
+
+def _ticket_only_customers(home, features: pl.DataFrame) -> pl.DataFrame:
+    """Customers who contacted support but never ordered: profiles with null segments."""
+    path = tickets_path(home)
+    if not path.exists():
+        return pl.DataFrame(schema={"customer_id": pl.String, "batch": pl.Int32})
+    ids = pl.scan_parquet(path).select("customer_id").unique().collect()
+    ids = ids.join(features.select("customer_id"), on="customer_id", how="anti")
+    return ids.with_columns(customer_batch(ids["customer_id"], CUSTOMER_BATCHES))
+
+
+@dg.asset(
+    deps=[segment_assignments],
+    group_name="profiles",
+    kinds={"polars", "parquet"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def archetypes(lake: LakeResource) -> dg.MaterializeResult:
+    """The most common combinations of dominant segments across axes, with their sizes."""
+    home = lake.paths()
+    files = sorted(assignment_dir(home).glob("batch_*/customers.parquet"))
+    frame = pl.read_parquet(files, columns=["customer_id", "archetype_id", "archetype_signature"])
+    frame = frame.rename({"archetype_signature": "signature"})
+    top = top_archetypes(frame, n=20)
+    out = home.asset_dir("archetypes")
+    out.mkdir(parents=True, exist_ok=True)
+    top.write_parquet(out / "top_archetypes.parquet")
+    rows = "\n".join(
+        f"| {r['archetype_id']} | {r['customers']} | {r['share']:.1%} | {r['signature']} |"
+        for r in top.iter_rows(named=True)
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "distinct_archetypes": frame["archetype_id"].n_unique(),
+            "customers": frame.height,
+            "top_archetypes": dg.MetadataValue.md(
+                "| archetype | customers | share | signature |\n|---|---|---|---|\n" + rows
+            ),
+        }
+    )
