@@ -12,11 +12,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from psycopg import sql
 
+from quimbi_pipeline.core.generator import GenerateReport, generate_shop
 from quimbi_pipeline.db.connection import connect
 from quimbi_pipeline.db.embedded import POSTGRES_VERSION, EmbeddedPostgres
 from quimbi_pipeline.db.urls import with_database
@@ -133,3 +135,50 @@ def clean_db(_test_databases: _TestDatabases) -> Iterator[str]:
     name, url = _test_databases.take()
     yield url
     _test_databases.release(name)
+
+
+@pytest.fixture(scope="session")
+def small_shop(tmp_path_factory: pytest.TempPathFactory) -> GenerateReport:
+    """A seeded synthetic shop: 400 customers over 12 months (monthly order and ticket drops)."""
+    return generate_shop(400, tmp_path_factory.mktemp("small_shop"), seed=3, months=12)
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """The outcome of one full headless pipeline run: where its state is and what it said."""
+
+    home: "QuimbiHome"
+    database_url: str
+    summary: dict
+    shop: GenerateReport
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(
+    small_shop: GenerateReport,
+    embedded_pg: EmbeddedPostgres,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[PipelineRun]:
+    """The whole pipeline run once on ``small_shop`` into its own database (read-only for tests).
+
+    Tests that change state must use their own home and database instead.
+    """
+    from quimbi_pipeline.home import QuimbiHome
+    from quimbi_pipeline.runner import PipelineRunner
+    from quimbi_pipeline.runtime import runtime
+    from quimbi_pipeline.summary import summary_dict
+
+    name = f"test_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+    admin_url = embedded_pg.url("postgres")
+    with connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = embedded_pg.url(name)
+    home = QuimbiHome.at(tmp_path_factory.mktemp("pipeline_home")).ensure()
+    with runtime(home, url) as rt:
+        runner = PipelineRunner(rt, log=lambda message: None)
+        summary = summary_dict(rt, runner.run([*small_shop.order_files, *small_shop.ticket_files]))
+    yield PipelineRun(home, url, summary, small_shop)
+    with connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

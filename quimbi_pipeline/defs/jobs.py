@@ -1,27 +1,19 @@
-"""Named jobs: what the schedules, the sensor and `quimbi-pipeline run` execute."""
+"""Named jobs: what the schedules, the sensor and `quimbi-pipeline run` execute.
+
+Each job's partitioning is inferred from the assets it selects."""
 
 import dagster as dg
 
-from quimbi_pipeline.defs.partitions import (
-    customer_batches,
-    daily_snapshots,
-    monthly_snapshots,
-    order_drops,
-    ticket_drops,
-    weekly_snapshots,
-)
 
 ingest_orders_job = dg.define_asset_job(
     "ingest_orders_job",
     selection=dg.AssetSelection.assets("raw_orders"),
-    partitions_def=order_drops,
     description="Parse order-export drops into the lake.",
 )
 
 ingest_tickets_job = dg.define_asset_job(
     "ingest_tickets_job",
     selection=dg.AssetSelection.assets("raw_tickets"),
-    partitions_def=ticket_drops,
     description="Parse support-ticket drops into the lake.",
 )
 
@@ -41,7 +33,6 @@ segmentation_job = dg.define_asset_job(
 profiles_job = dg.define_asset_job(
     "profiles_job",
     selection=dg.AssetSelection.assets("segment_assignments", "customer_profiles"),
-    partitions_def=customer_batches,
     description="Assign customer batches to the current models and upsert their profiles.",
 )
 
@@ -54,20 +45,17 @@ archetypes_job = dg.define_asset_job(
 snapshot_job = dg.define_asset_job(
     "weekly_snapshot_job",
     selection=dg.AssetSelection.assets("temporal_snapshots", "drift_reports"),
-    partitions_def=weekly_snapshots,
     description="Weekly thumbprint snapshot of every customer and the drift since last week.",
 )
 
 daily_snapshot_job = dg.define_asset_job(
     "daily_snapshot_job",
     selection=dg.AssetSelection.assets("daily_snapshots"),
-    partitions_def=daily_snapshots,
 )
 
 monthly_snapshot_job = dg.define_asset_job(
     "monthly_snapshot_job",
     selection=dg.AssetSelection.assets("monthly_snapshots"),
-    partitions_def=monthly_snapshots,
 )
 
 INGEST_JOBS = {"orders": ingest_orders_job, "tickets": ingest_tickets_job}
