@@ -4,7 +4,6 @@ Each job's partitioning is inferred from the assets it selects."""
 
 import dagster as dg
 
-
 ingest_orders_job = dg.define_asset_job(
     "ingest_orders_job",
     selection=dg.AssetSelection.assets("raw_orders"),
