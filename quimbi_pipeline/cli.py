@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=_demo)
 
+    query = sub.add_parser("sql", help="run a SQL query (or a .sql file) and print the rows")
+    query.add_argument("query", help="SQL text, or the path of a .sql file")
+    _add_runtime_args(query)
+    query.add_argument("--limit", type=int, default=50, help="rows to print at most")
+    query.set_defaults(handler=_sql)
+
     dev = sub.add_parser("dev", help="start the database (embedded by default) and the Dagster UI")
     _add_runtime_args(dev)
     dev.add_argument("--host", default="127.0.0.1")
@@ -137,6 +143,9 @@ def _dev(args: argparse.Namespace) -> int:
         command = [sys.executable, "-m", "dagster", "dev", *target]
         command += ["-h", args.host, "-p", str(args.port)]
         _progress(f"database: {rt.describe_database()}; home: {home.root}")
+        if rt.embedded:
+            # Trust auth on a private unix socket: this URL holds no secret.
+            _progress(f"connect with: psql '{rt.database_url}'")
         _progress(
             f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C stops it and the database)"
         )
@@ -151,6 +160,35 @@ def _dev(args: argparse.Namespace) -> int:
                     child.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     child.kill()
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from quimbi_pipeline.db.connection import connect
+    from quimbi_pipeline.runtime import resolve_home, runtime
+
+    path = Path(args.query)
+    text = path.read_text() if path.suffix == ".sql" and path.exists() else args.query
+    home = resolve_home(args.home)
+    with runtime(home, args.database_url) as rt, connect(rt.database_url) as conn:
+        cur = conn.execute(text)
+        if cur.description is None:
+            conn.commit()
+            print(f"{cur.rowcount} row(s) affected")
+            return 0
+        columns = [c.name for c in cur.description]
+        rows = cur.fetchmany(args.limit)
+    print(_table(columns, rows))
+    return 0
+
+
+def _table(columns: list[str], rows: list[tuple]) -> str:
+    """Rows as an aligned text table."""
+    cells = [columns, *[["" if v is None else str(v) for v in row] for row in rows]]
+    widths = [min(60, max(len(r[i]) for r in cells)) for i in range(len(columns))]
+    lines = [" | ".join(c[:60].ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    lines.append(f"({len(rows)} row(s))")
+    return "\n".join(lines)
 
 
 def _progress(message: str) -> None:

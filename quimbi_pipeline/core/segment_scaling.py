@@ -74,8 +74,7 @@ def fit_robust_scaler(T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     scale = (q75 - q25) / _IQR_TO_SIGMA
     spread = np.ptp(T, axis=0)
     constant = spread <= 1e-12 * np.maximum(1.0, np.abs(center))
-    no_iqr = scale <= 1e-12 * np.maximum(1.0, np.abs(center))
-    scale = np.where(no_iqr, T.std(axis=0), scale)
+    scale = np.maximum(scale, T.std(axis=0))
     scale = np.where(constant | (scale <= 0), 1.0, scale)
     return center, scale, constant
 
