@@ -6,6 +6,7 @@ name that is already registered is refused, never silently merged: the export ha
 back under a new name to become a new drop, so that every drop can always be rebuilt exactly.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -14,12 +15,14 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from quimbi_pipeline.core.ingest import file_sha256
-from quimbi_pipeline.core.layouts import drop_kind, sniff_layout
+from quimbi_pipeline.core.layouts import LayoutError, drop_kind, map_columns, sniff_layout
+from quimbi_pipeline.core.source_file import IngestError, file_sha256, read_head
 from quimbi_pipeline.home import QuimbiHome
 
 # Dagster partition keys must not contain commas, brackets or spaces; keep ids readable.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Dagster reads "..." in a partition key as a range ("a...b"), so dot runs become one dot.
+_DOT_RUN = re.compile(r"\.{2,}")
 _IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 
 
@@ -38,10 +41,14 @@ class Drop:
 
 
 def drop_id_for(file_name: str) -> str:
-    """The partition key for an export file name."""
-    cleaned = _UNSAFE.sub("_", file_name).strip("._")
+    """The partition key for an export file name.
+
+    Readable when the name has letters a partition key may hold; a name made only of other
+    characters (``заказы``, say) gets a stable id derived from its hash instead.
+    """
+    cleaned = _DOT_RUN.sub(".", _UNSAFE.sub("_", file_name)).strip("._")
     if not cleaned:
-        raise ValueError(f"cannot derive a drop id from file name {file_name!r}")
+        return "drop_" + hashlib.sha256(file_name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return cleaned
 
 
@@ -101,22 +108,32 @@ class DropRegistry:
         if existing is not None:
             if existing.sha256 == sha and existing.file_name == file_name:
                 return existing, False
+            if existing.file_name != file_name:
+                raise DropConflict(
+                    f"{path}: refused: its drop id {drop_id!r} is already taken by the file "
+                    f"{existing.file_name!r}. Rename the export to ingest it as a new drop."
+                )
             raise DropConflict(
                 f"{path}: refused: drop {drop_id!r} was registered from "
                 f"{existing.file_name!r} with sha256 {existing.sha256[:12]}…, this file has "
                 f"sha256 {sha[:12]}…. A drop is never silently merged with new content: save "
                 f"the new export under a new file name to ingest it as a new drop."
             )
-        layout = sniff_layout(path)
+        layout = check_header(path)
         drop = Drop(drop_id, file_name, drop_kind(layout), layout, sha, path.stat().st_size)
         _write_atomically(self._record_path(drop_id), json.dumps(asdict(drop), indent=2))
         return drop, True
 
     def land(self, source: Path) -> tuple[Drop, bool]:
-        """Copies an export into the landing folder (unless already there) and registers it."""
+        """Copies an export into the landing folder (unless already there) and registers it.
+
+        A file that cannot be ingested (unknown layout, missing column, empty) is refused before
+        it is copied, so a corrected export of the same name can be landed afterwards.
+        """
         source = source.resolve()
         target = self.home.landing / source.name
         if source != target.resolve():
+            check_header(source)
             if target.exists() and file_sha256(target) != file_sha256(source):
                 raise DropConflict(
                     f"{source}: refused: a different file named {source.name!r} is already in "
@@ -126,6 +143,22 @@ class DropRegistry:
             if not target.exists():
                 _copy_atomically(source, target)
         return self.register_landed(target.name)
+
+
+def check_header(path: Path) -> str:
+    """The layout of a file whose header has every column its layout requires.
+
+    Raises:
+        IngestError: at line 1, for an empty or binary file, an unknown layout or a header
+            that lacks a required column.
+    """
+    layout = sniff_layout(path)
+    if layout != "cdnow":
+        try:
+            map_columns(layout, read_head(path).first_record)
+        except LayoutError as error:
+            raise IngestError(path, 1, str(error)) from error
+    return layout
 
 
 def _write_atomically(path: Path, text: str) -> None:

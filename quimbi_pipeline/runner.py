@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
@@ -70,13 +71,17 @@ class PipelineRunner:
         self.rt = rt
         self.defs = defs
         self.log = log
-        self.instance = dg.DagsterInstance.get()
         self.registry = DropRegistry(rt.home)
         # Dagster's console logger repeats every event and stack trace; the CLI explains
         # failures itself and the full event log stays in the instance for the UI.
         self.run_config = (
             {} if verbose else {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
         )
+
+    @cached_property
+    def instance(self) -> dg.DagsterInstance:
+        # Opened on first use, so that a bad export is refused before Dagster's storage is set up.
+        return dg.DagsterInstance.get()
 
     def execute(
         self, job_name: str, *, tags: dict[str, str] | None = None

@@ -22,6 +22,7 @@ from quimbi_pipeline.core.generator import GenerateReport, generate_shop
 from quimbi_pipeline.db.connection import connect
 from quimbi_pipeline.db.embedded import POSTGRES_VERSION, EmbeddedPostgres
 from quimbi_pipeline.db.urls import with_database
+from quimbi_pipeline.home import QuimbiHome
 
 EXTERNAL_URL_ENV = "QUIMBI_TEST_EXTERNAL_DATABASE_URL"
 # Read at collection time on purpose: without the variable there is one param, none skipped.
@@ -147,7 +148,7 @@ def small_shop(tmp_path_factory: pytest.TempPathFactory) -> GenerateReport:
 class PipelineRun:
     """The outcome of one full headless pipeline run: where its state is and what it said."""
 
-    home: "QuimbiHome"
+    home: QuimbiHome
     database_url: str
     summary: dict
     shop: GenerateReport
@@ -163,7 +164,6 @@ def pipeline_run(
 
     Tests that change state must use their own home and database instead.
     """
-    from quimbi_pipeline.home import QuimbiHome
     from quimbi_pipeline.runner import PipelineRunner
     from quimbi_pipeline.runtime import runtime
     from quimbi_pipeline.summary import summary_dict

@@ -1,36 +1,49 @@
 """Assignment of a batch of customers to every axis's stored model, and their profile columns.
 
-The JSON columns of a profile:
+The JSON columns of a profile (memberships rounded to ``DECIMALS``):
 
 - ``dominant_segments``: ``{axis: segment}``, the segment with the highest membership.
 - ``membership_strengths``: ``{axis: membership of the dominant segment}``.
-- ``fuzzy_memberships``: ``{axis: {segment: membership}}``, the whole fuzzy vector.
+- ``fuzzy_memberships``: ``{axis: {segment: membership}}`` for the segments with membership
+  >= ``FUZZY_FLOOR``; the full vectors are in the long table (``segment_assignments``).
 - ``segment_memberships``: ``{axis: [segments]}``, every segment the customer belongs to with
   membership >= ``BELONGS_THRESHOLD`` (dominant first), for containment queries such as
   ``segment_memberships @> '{"price_sensitivity": ["deal_hunter"]}'``.
 
-Axes without an active model (not applicable) are absent from every map.
+Axes without an active model (not applicable) are absent from every map. The JSON text is
+built column-wise with polars string expressions: a profile row is rewritten on every run,
+and per-row Python would cost more than the whole database upsert.
 """
 
+import json
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from quimbi_pipeline.core.archetypes import archetype_frame
+from quimbi_pipeline.core.archetypes import archetype_id
 from quimbi_pipeline.core.segmentation import AxisModel, assign_to_centroids
 
 BELONGS_THRESHOLD = 0.2
-# Memberships are stored to 4 decimals: finer digits are noise and cost JSONB space.
-DECIMALS = 4
+# Memberships below this are noise for a profile (and a third of the JSONB entries).
+FUZZY_FLOOR = 0.05
+# Memberships are stored to 3 decimals: finer digits are noise and cost JSONB space.
+DECIMALS = 3
+JSON_COLUMNS = (
+    "dominant_segments",
+    "membership_strengths",
+    "fuzzy_memberships",
+    "segment_memberships",
+)
 
 
 @dataclass
 class BatchAssignment:
     # customer_id, axis, dominant_segment, memberships (List[f64]), strength, distance
     long: pl.DataFrame
-    # customer_id, overall_confidence, archetype_id and the four JSON text columns
+    # customer_id, overall_confidence, archetype_id, archetype_signature and the four JSON
+    # text columns
     customers: pl.DataFrame
 
 
@@ -44,36 +57,46 @@ def customer_batch(customer_ids: pl.Series, batches: int) -> pl.Series:
     return pl.Series("batch", values, dtype=pl.Int32)
 
 
+def model_columns(model: AxisModel) -> list[str]:
+    """The feature columns a model was fitted on, ``<axis>__<feature>``, in model order."""
+    return [f"{model.axis}__{name}" for name in model.feature_names]
+
+
 @dataclass
 class AxisResult:
-    names: np.ndarray  # segment names of the axis, in model order
-    memberships: np.ndarray  # (n, k), rounded to DECIMALS
+    names: list[str]  # segment names of the axis, in model order
+    memberships: np.ndarray  # (n, k), rows sum to 1
     dominant: np.ndarray  # (n,) index into names
     strength: np.ndarray
     distance: np.ndarray
+
+    def dominant_names(self) -> pl.Series:
+        return pl.Series(self.names, dtype=pl.String).gather(self.dominant)
 
 
 def assign_axes(
     features: pl.DataFrame,
     models: dict[str, AxisModel],
-    axis_columns: dict[str, list[str]],
+    axis_columns: dict[str, list[str]] | None = None,
 ) -> dict[str, AxisResult]:
     """Assigns the customers of ``features`` on every axis in ``models`` (vectorized per axis).
 
     Args:
         features: one row per customer with ``customer_id`` and the axis feature columns.
         models: the active model of each applicable axis.
-        axis_columns: the feature columns of each axis, in the model's feature order.
+        axis_columns: the feature columns of each axis in the model's feature order; default
+            the columns each model was fitted on (``model_columns``).
     """
     results = {}
     for axis, model in sorted(models.items()):
-        matrix = features.select(axis_columns[axis]).to_numpy().astype(np.float64, copy=False)
+        columns = axis_columns[axis] if axis_columns else model_columns(model)
+        matrix = features.select(columns).to_numpy().astype(np.float64, copy=False)
         result = assign_to_centroids(model, matrix)
         results[axis] = AxisResult(
-            names=np.asarray(model.segment_names),
-            memberships=np.round(result.memberships, DECIMALS),
+            names=list(model.segment_names),
+            memberships=result.memberships,
             dominant=result.dominant,
-            strength=np.round(result.strength, DECIMALS),
+            strength=result.strength,
             distance=result.distance,
         )
     return results
@@ -86,7 +109,7 @@ def long_frame(ids: pl.Series, results: dict[str, AxisResult]) -> pl.DataFrame:
             {
                 "customer_id": ids,
                 "axis": pl.Series([axis] * len(ids), dtype=pl.String),
-                "dominant_segment": pl.Series(r.names[r.dominant], dtype=pl.String),
+                "dominant_segment": r.dominant_names(),
                 "memberships": pl.Series(r.memberships).cast(pl.List(pl.Float64)),
                 "strength": pl.Series(r.strength, dtype=pl.Float64),
                 "distance": pl.Series(r.distance, dtype=pl.Float64),
@@ -97,66 +120,127 @@ def long_frame(ids: pl.Series, results: dict[str, AxisResult]) -> pl.DataFrame:
     return pl.concat(parts) if parts else _empty_long()
 
 
-def json_map(columns: dict[str, pl.Series], height: int) -> pl.Series:
-    """Per row, a JSON object with one key per entry of ``columns`` (axis -> value)."""
-    if not columns:
-        return pl.Series([None] * height, dtype=pl.String)
-    frame = pl.DataFrame([c.alias(name) for name, c in columns.items()])
-    return frame.select(pl.struct(pl.all()).struct.json_encode()).to_series()
-
-
 def assign_batch(
     features: pl.DataFrame,
     models: dict[str, AxisModel],
-    axis_columns: dict[str, list[str]],
+    axis_columns: dict[str, list[str]] | None = None,
 ) -> BatchAssignment:
     """Assigns a batch and builds its long table and per-customer profile columns."""
     ids = features["customer_id"]
     results = assign_axes(features, models, axis_columns)
-    dominant = {a: pl.Series(r.names[r.dominant], dtype=pl.String) for a, r in results.items()}
-    strength = {a: pl.Series(r.strength, dtype=pl.Float64) for a, r in results.items()}
-    fuzzy = {
-        a: pl.DataFrame(r.memberships, schema=list(r.names), orient="row").to_struct(a)
-        for a, r in results.items()
-    }
-    belongs = {a: _belonging(r) for a, r in results.items()}
-    long = long_frame(ids, results)
     customers = pl.DataFrame({"customer_id": ids}).with_columns(
         overall_confidence=(
             pl.Series(np.mean([r.strength for r in results.values()], axis=0))
             if results
             else pl.lit(None, pl.Float64)
         ),
-        dominant_segments=json_map(dominant, len(ids)),
-        membership_strengths=json_map(strength, len(ids)),
-        fuzzy_memberships=json_map(fuzzy, len(ids)),
-        segment_memberships=json_map(belongs, len(ids)),
+        **json_columns(results, len(ids)),
     )
-    archetypes = archetype_frame(long.select("customer_id", "axis", "dominant_segment"))
-    customers = customers.join(
-        archetypes.select(
-            "customer_id", "archetype_id", pl.col("signature").alias("archetype_signature")
-        ),
-        on="customer_id",
-        how="left",
-    )
-    return BatchAssignment(long=long, customers=customers)
+    archetypes = archetype_columns({a: r.dominant_names() for a, r in results.items()}, len(ids))
+    customers = pl.concat([customers, archetypes], how="horizontal")
+    return BatchAssignment(long=long_frame(ids, results), customers=customers)
 
 
-def _belonging(result: AxisResult) -> pl.Series:
-    """Segments with membership >= threshold, dominant first (it always qualifies)."""
-    per_segment = pl.DataFrame(result.memberships, schema=list(result.names), orient="row")
-    listed = per_segment.with_columns(
-        _dominant=pl.Series(result.names[result.dominant], dtype=pl.String)
-    ).select(
-        pl.concat_list(
-            pl.col("_dominant"),
-            *[pl.when(pl.col(n) >= BELONGS_THRESHOLD).then(pl.lit(n)) for n in result.names],
+def json_columns(results: dict[str, AxisResult], height: int) -> dict[str, pl.Series]:
+    """The four JSON text columns of the profiles (null for every row when no axis applies).
+
+    Each map lists its axes in name order, and each axis's segments start with the dominant.
+    """
+    if not results:
+        return {name: pl.Series(name, [None] * height, dtype=pl.String) for name in JSON_COLUMNS}
+    dominant = pl.DataFrame([r.dominant_names().alias(axis) for axis, r in results.items()])
+    strengths = pl.DataFrame(
+        [pl.Series(axis, np.round(r.strength, DECIMALS)) for axis, r in results.items()]
+    )
+    frame: dict[str, pl.Series] = {}
+    fuzzy: list[pl.Expr] = []
+    belongs: list[pl.Expr] = []
+    for a, (axis, r) in enumerate(results.items()):
+        key = json.dumps(axis) + ":"
+        quoted = [json.dumps(name) for name in r.names]
+        rounded = np.round(r.memberships, DECIMALS)
+        top, index = f"d{a}", f"i{a}"
+        frame[top] = pl.Series(quoted, dtype=pl.String).gather(r.dominant)
+        frame[index] = pl.Series(r.dominant, dtype=pl.Int32)
+        frame[f"s{a}"] = strengths[axis].cast(pl.String)
+        for j in range(len(quoted)):
+            frame[f"m{a}_{j}"] = pl.Series(rounded[:, j], dtype=pl.Float64)
+        others = [(pl.col(index) != j, q, pl.col(f"m{a}_{j}")) for j, q in enumerate(quoted)]
+        # Dominant first, so the others can each carry their own leading comma.
+        fuzzy.append(
+            pl.concat_str(
+                pl.lit(key + "{"),
+                pl.col(top),
+                pl.lit(":"),
+                pl.col(f"s{a}"),
+                *[
+                    pl.when(other & (m >= FUZZY_FLOOR)).then(pl.lit(f",{q}:") + m.cast(pl.String))
+                    for other, q, m in others
+                ],
+                pl.lit("}"),
+                ignore_nulls=True,
+            )
         )
-        .list.drop_nulls()
-        .list.unique(maintain_order=True)
+        belongs.append(
+            pl.concat_str(
+                pl.lit(key + "["),
+                pl.col(top),
+                *[
+                    pl.when(other & (m >= BELONGS_THRESHOLD)).then(pl.lit("," + q))
+                    for other, q, m in others
+                ],
+                pl.lit("]"),
+                ignore_nulls=True,
+            )
+        )
+    built = pl.DataFrame(frame).select(
+        fuzzy_memberships=pl.lit("{") + pl.concat_str(fuzzy, separator=",") + "}",
+        segment_memberships=pl.lit("{") + pl.concat_str(belongs, separator=",") + "}",
     )
-    return listed.to_series()
+    return {
+        "dominant_segments": _json_objects(dominant),
+        "membership_strengths": _json_objects(strengths),
+        "fuzzy_memberships": built["fuzzy_memberships"],
+        "segment_memberships": built["segment_memberships"],
+    }
+
+
+def _json_objects(frame: pl.DataFrame) -> pl.Series:
+    """Per row, the JSON object of the frame's columns."""
+    return frame.select(pl.struct(pl.all()).struct.json_encode()).to_series()
+
+
+def archetype_columns(dominant: dict[str, pl.Series], height: int) -> pl.DataFrame:
+    """``archetype_id`` and ``archetype_signature`` of each row of per-axis dominant segments.
+
+    The same ids and signatures as ``core.archetypes``: the id is ``archetype_id`` of the axis
+    -> segment map and the signature its JSON sorted by axis; both are computed once per
+    distinct combination, which is far fewer than customers. Null without any axis.
+    """
+    if not dominant:
+        return pl.DataFrame(
+            {
+                "archetype_id": pl.Series([None] * height, dtype=pl.String),
+                "archetype_signature": pl.Series([None] * height, dtype=pl.String),
+            }
+        )
+    axes = sorted(dominant)
+    wide = pl.DataFrame([dominant[a].alias(a) for a in axes])
+    distinct = wide.unique(maintain_order=True)
+    lookup = distinct.with_columns(
+        archetype_id=pl.Series(
+            [archetype_id(dict(zip(axes, row, strict=True))) for row in distinct.iter_rows()],
+            dtype=pl.String,
+        ),
+        archetype_signature=pl.lit("{")
+        + pl.concat_str(
+            [pl.lit(json.dumps(a) + ': "') + pl.col(a) + '"' for a in axes], separator=", "
+        )
+        + "}",
+    )
+    return wide.join(lookup, on=axes, how="left", maintain_order="left").select(
+        "archetype_id", "archetype_signature"
+    )
 
 
 def _empty_long() -> pl.DataFrame:

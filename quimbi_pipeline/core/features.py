@@ -29,6 +29,7 @@ from quimbi_pipeline.core.features_orders import (
 from quimbi_pipeline.core.features_products import (
     category_aggregates,
     line_aggregates,
+    premium_unit_price,
     product_aggregates,
     product_feature_exprs,
 )
@@ -50,7 +51,8 @@ class AxisApplicability:
     # Why the axis is not applicable; None when it is.
     reason: str | None
     # "orders", "tickets", or "orders_proxy" (a support axis computed from orders because the
-    # shop has no tickets).
+    # shop has no tickets). communication_preference is always "orders": it reads the sales
+    # channels of the orders even when the shop has tickets (evidence in core.axes).
     source: str
 
 
@@ -72,20 +74,19 @@ _ORDER_INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
     "repurchase_behavior": (("product",), "no product id, SKU or title in the orders (all null)"),
     "return_behavior": (("refund",), "no refund column in the orders (all null)"),
     "product_knowledge": (("product",), "no product id, SKU or title in the orders (all null)"),
+    "communication_preference": (
+        ("channel",),
+        "no sales channel in the orders (all null); ticket channels are not used for this axis",
+    ),
     "value_sophistication": (("sales",), "no sales amounts in the orders (all null)"),
 }
 _PROXY_INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
-    "communication_preference": (
-        ("channel",),
-        "no support tickets, and no sales channel in the orders (all null)",
-    ),
     "problem_complexity_profile": (
         ("refund", "discount"),
         "no support tickets, and no refund or discount column in the orders (all null)",
     ),
 }
 _TICKET_INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
-    "communication_preference": (("channel",), "the support tickets carry no channel (all null)"),
     "problem_complexity_profile": (
         ("topic", "message_count", "resolution_hours"),
         "the support tickets carry no topic, message count or resolution time (all null)",
@@ -119,7 +120,7 @@ def compute_customer_features(
     ticket_lines = prepare_tickets(tickets_in, as_of)
     ticket_present = {
         c: ticket_lines.get_column(c).null_count() < ticket_lines.height
-        for c in ("channel", "topic", "message_count", "resolution_hours")
+        for c in ("topic", "message_count", "resolution_hours")
     } | {"ticket": ticket_lines.height > 0}
 
     frame = _feature_frame(lines, ticket_lines, as_of, use_tickets=has_tickets)
@@ -208,11 +209,9 @@ def _feature_frame(
     columns = [*METRIC_COLUMNS, *axis_columns()]
     if lines.height == 0:
         return pl.DataFrame(schema={CUSTOMER: pl.String(), **dict.fromkeys(columns, pl.Float64())})
-    median_unit = lines.get_column("unit").median()
-    shop_median_unit = float(median_unit) if median_unit is not None else 0.0
     orders = order_aggregates(order_table(lines), as_of)
     parts = [
-        line_aggregates(lines, shop_median_unit),
+        line_aggregates(lines, premium_unit_price(lines.get_column("unit"))),
         product_aggregates(lines),
         category_aggregates(lines),
     ]

@@ -170,7 +170,11 @@ def order_feature_exprs(as_of: datetime, typical_gap: float) -> dict[str, pl.Exp
     value_trend = (
         pl.when(n >= 3).then(ratio(slope, pl.col("o_value_mean")).clip(-1.0, 1.0)).otherwise(0.0)
     )
-    consistency = inverse_cv(pl.col("o_value_std"), pl.col("o_value_mean"), n, 2)
+    established = inverse_cv(pl.col("o_value_std"), pl.col("o_value_mean"), n, 2)
+    # One order says nothing about consistency: such customers get the typical value of those
+    # with 2+ orders (over the whole frame), not 0, which would rank them the most erratic.
+    typical = established.filter(n >= 2).median().fill_null(0.0)
+    consistency = pl.when(n >= 2).then(established).otherwise(typical)
 
     recent_rate = pl.col("o_last90") / float(RECENT_DAYS)
     past_rate = ratio(n - pl.col("o_last90"), tenure_days - RECENT_DAYS)
@@ -203,7 +207,6 @@ def order_feature_exprs(as_of: datetime, typical_gap: float) -> dict[str, pl.Exp
         "purchase_value__mean_order_value": pl.col("o_value_mean"),
         "purchase_value__median_order_value": pl.col("o_value_median"),
         "purchase_value__max_order_value": pl.col("o_value_max"),
-        "purchase_value__value_trend": value_trend,
         "purchase_value__value_consistency": consistency,
         "price_sensitivity__discounted_order_share": share(pl.col("o_disc_orders"), n),
         "price_sensitivity__mean_discount_per_order": pl.col("o_disc") / n,
@@ -222,11 +225,7 @@ def order_feature_exprs(as_of: datetime, typical_gap: float) -> dict[str, pl.Exp
         .when(tenure_months < 24)
         .then(2.0 / 3.0)
         .otherwise(1.0),
-        "customer_maturity__orders_per_tenure_month": rate,
         "customer_maturity__acceleration": acceleration,
-        "customer_maturity__active_span_share": pl.when(tenure_days > 0)
-        .then((1.0 - since_last / tenure_days).clip(0.0, 1.0))
-        .otherwise(1.0),
         "loyalty_trajectory__order_trend": order_trend,
         "loyalty_trajectory__value_trend": value_trend,
         "loyalty_trajectory__recency_momentum": ratio(
@@ -234,8 +233,19 @@ def order_feature_exprs(as_of: datetime, typical_gap: float) -> dict[str, pl.Exp
         ),
         "loyalty_trajectory__churn_risk": churn,
         "loyalty_trajectory__active_month_share": share(pl.col("o_active_months"), months),
-        "value_sophistication__spend_consistency": consistency,
         "value_sophistication__splurge_share": pl.when(n >= 2)
         .then(share(pl.col("o_splurge"), n))
         .otherwise(0.0),
+        **communication_exprs(),
+    }
+
+
+def communication_exprs() -> dict[str, pl.Expr]:
+    """communication_preference from the orders' sales channels (why not tickets: core.axes)."""
+    orders = pl.col("o_ch_n")
+    return {
+        "communication_preference__primary_channel_share": share(pl.col("o_ch_max"), orders),
+        "communication_preference__channel_count": pl.col("o_ch_distinct"),
+        "communication_preference__channel_switch_rate": share(pl.col("o_ch_switch"), orders - 1.0),
+        "communication_preference__live_channel_share": share(pl.col("o_ch_live"), orders),
     }

@@ -21,6 +21,10 @@ from quimbi_pipeline.core.features_common import (
 TOP_PRODUCT_FRACTION = 0.2
 # A category bought in this many distinct orders counts as one the customer knows well.
 DEEP_CATEGORY_ORDERS = 3
+# A unit price in the shop's top quartile is "premium". The median made the upper half of the
+# catalogue premium: on generated shops mid-tier buyers then looked like connoisseurs and
+# value_sophistication agreed with its planted personas at ARI 0.12 instead of 0.45-0.48.
+PREMIUM_UNIT_PRICE_QUANTILE = 0.75
 
 
 def _as_float(frame: pl.DataFrame) -> pl.DataFrame:
@@ -28,11 +32,23 @@ def _as_float(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(cs.numeric().exclude(CUSTOMER_CODE).cast(pl.Float64).fill_null(0.0))
 
 
-def line_aggregates(lines: pl.DataFrame, shop_median_unit_price: float) -> pl.DataFrame:
-    """Raw per-customer statistics of the lines (``l_`` columns); lines sorted by customer."""
+def premium_unit_price(units: pl.Series) -> float:
+    """The unit price above which a line is premium: the shop's ``PREMIUM_UNIT_PRICE_QUANTILE``.
+
+    ``units`` are the priced lines' unit prices (nulls ignored); 0 when there are none.
+    """
+    value = units.quantile(PREMIUM_UNIT_PRICE_QUANTILE, interpolation="linear")
+    return float(value) if value is not None else 0.0
+
+
+def line_aggregates(lines: pl.DataFrame, premium_unit: float) -> pl.DataFrame:
+    """Raw per-customer statistics of the lines (``l_`` columns); lines sorted by customer.
+
+    ``premium_unit`` is the shop-wide ``premium_unit_price`` of the same cut of lines.
+    """
     unit, sales = pl.col("unit"), pl.col("sales")
     priced = unit.is_not_null()
-    premium_full_price = priced & (pl.col("discount") <= 0) & (unit > shop_median_unit_price)
+    premium_full_price = priced & (pl.col("discount") <= 0) & (unit > premium_unit)
     return _as_float(
         lines.group_by(CUSTOMER_CODE).agg(
             l_n=pl.len(),
@@ -141,8 +157,6 @@ def product_feature_exprs() -> dict[str, pl.Expr]:
         "category_exploration__product_diversity": pl.when(pl.col("p_q") > 0)
         .then(1.0 - hhi)
         .otherwise(0.0),
-        "category_exploration__primary_category_share": primary_category,
-        "category_exploration__products_per_line": share(n_prod, pl.col("l_n")),
         "repurchase_behavior__repurchased_product_share": share(pl.col("p_repurchased"), n_prod),
         "repurchase_behavior__mean_purchases_per_product": ratio(pl.col("p_orders_sum"), n_prod),
         "repurchase_behavior__top_product_quantity_share": share(pl.col("p_top_q"), pl.col("p_q")),
@@ -151,7 +165,6 @@ def product_feature_exprs() -> dict[str, pl.Expr]:
         "return_behavior__refunded_order_share": share(pl.col("o_ref_orders"), pl.col("o_n")),
         "return_behavior__total_refund": refund,
         "return_behavior__has_returned": (refund > 0).cast(pl.Float64),
-        "product_knowledge__product_concentration": hhi,
         "product_knowledge__repeat_product_rate": share(
             pl.col("p_orders_sum") - n_prod, pl.col("p_orders_sum")
         ),

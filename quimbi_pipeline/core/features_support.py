@@ -1,8 +1,9 @@
-"""Support features: communication preference, problem complexity and support history.
+"""Support features: problem complexity and support history.
 
 When the shop has support tickets these read the tickets (``t_`` columns); when it has none,
-communication preference and problem complexity fall back to order-based proxies (the
-reference system's only source) and support history is not applicable. A column keeps its
+problem complexity falls back to order-based proxies (the reference system's only source) and
+support history is not applicable. Communication preference reads the order channels in
+either case (``features_orders.communication_exprs``; why: ``core.axes``). A column keeps its
 name in both modes; ``AxisApplicability.source`` says which formula filled it. Formulas are
 documented in ``core.axes``.
 """
@@ -17,10 +18,7 @@ from quimbi_pipeline.core.features_common import (
     CUSTOMER,
     DAYS_PER_MONTH,
     US_PER_DAY,
-    channel_counts,
-    channel_switches,
     ratio,
-    run_start,
     share,
 )
 from quimbi_pipeline.core.features_products import refund_rate_expr
@@ -33,7 +31,7 @@ COMPLEX_RESOLUTION_HOURS = 48.0
 # Topics about money rather than the product (case-insensitive substrings).
 MONEY_TOPIC_PATTERN = r"(?i)(bill|payment|pric|discount|coupon|promo|refund|charge)"
 
-SUPPORT_AXES = ("communication_preference", "problem_complexity_profile", "support_history")
+SUPPORT_AXES = ("problem_complexity_profile", "support_history")
 
 
 def prepare_tickets(tickets: pl.LazyFrame, as_of: datetime) -> pl.DataFrame:
@@ -64,8 +62,7 @@ def ticket_aggregates(tickets: pl.DataFrame) -> pl.DataFrame:
         .agg(t_topics=pl.len())
     )
     aggregates = (
-        tickets.with_columns(switch=channel_switches(run_start(CUSTOMER), "channel"))
-        .group_by(CUSTOMER)
+        tickets.group_by(CUSTOMER)
         .agg(
             t_n=pl.len(),
             t_messages=messages.mean(),
@@ -75,27 +72,10 @@ def ticket_aggregates(tickets: pl.DataFrame) -> pl.DataFrame:
             t_live=pl.col("channel").is_in(LIVE_TICKET_CHANNELS).sum(),
             t_complex=complex_ticket.sum(),
             t_money=pl.col("topic").str.contains(MONEY_TOPIC_PATTERN).sum(),
-            t_ch_n=pl.col("channel").count(),
-            t_ch_switch=pl.col("switch").sum(),
         )
         .join(topics, on=CUSTOMER, how="left")
-        .join(channel_counts(tickets, CUSTOMER, "channel", "t"), on=CUSTOMER, how="left")
     )
     return aggregates.with_columns(cs.numeric().cast(pl.Float64).fill_null(0.0))
-
-
-def _communication(prefix: str, live: pl.Expr) -> dict[str, pl.Expr]:
-    contacts = pl.col(f"{prefix}_ch_n")
-    return {
-        "communication_preference__primary_channel_share": share(
-            pl.col(f"{prefix}_ch_max"), contacts
-        ),
-        "communication_preference__channel_count": pl.col(f"{prefix}_ch_distinct"),
-        "communication_preference__channel_switch_rate": share(
-            pl.col(f"{prefix}_ch_switch"), contacts - 1.0
-        ),
-        "communication_preference__live_channel_share": share(live, contacts),
-    }
 
 
 def support_feature_exprs(as_of: datetime, *, use_tickets: bool) -> dict[str, pl.Expr]:
@@ -103,7 +83,6 @@ def support_feature_exprs(as_of: datetime, *, use_tickets: bool) -> dict[str, pl
     tickets = pl.col("t_n")
     if not use_tickets:
         proxies = {
-            **_communication("o", pl.col("o_ch_live")),
             "problem_complexity_profile__issue_rate": share(pl.col("o_ref_orders"), pl.col("o_n")),
             # Distinct (order, product) combinations over orders: distinct products per order.
             "problem_complexity_profile__case_effort": ratio(pl.col("p_orders_sum"), pl.col("o_n")),
@@ -120,16 +99,13 @@ def support_feature_exprs(as_of: datetime, *, use_tickets: bool) -> dict[str, pl
     tenure_months = pl.max_horizontal(tenure_days / DAYS_PER_MONTH, pl.lit(1.0))
     complex_share = share(pl.col("t_complex"), tickets)
     return {
-        **_communication("t", pl.col("t_live")),
         "problem_complexity_profile__issue_rate": share(tickets, pl.col("o_n")),
         "problem_complexity_profile__case_effort": pl.col("t_messages"),
         "problem_complexity_profile__escalated_share": complex_share,
         "problem_complexity_profile__issue_breadth": pl.col("t_topics"),
         "problem_complexity_profile__money_issue_share": share(pl.col("t_money"), tickets),
         "support_history__tickets_per_month": tickets / tenure_months,
-        "support_history__mean_messages_per_ticket": pl.col("t_messages"),
         "support_history__mean_resolution_hours": pl.col("t_hours"),
         "support_history__low_satisfaction_share": share(pl.col("t_low_rated"), pl.col("t_rated")),
         "support_history__live_channel_share": share(pl.col("t_live"), tickets),
-        "support_history__complex_ticket_share": complex_share,
     }

@@ -10,6 +10,11 @@ Each tier asks for ``round(total * share)`` customers (largest remainder, so the
 ``total``) and gets at most its population. A shortfall is deliberately not redistributed to
 the other tiers: that would silently change the tier mix the model is fitted on. The realised
 sizes are exposed by ``sample_plan`` so an asset can report them.
+
+The mix is skewed on purpose (the top 5% of customers make a fifth of the sample), so a model
+fitted on the sample as it is describes a richer shop than the real one. ``design_weights``
+gives every sampled customer the weight its tier needs to stand for its share of the
+population (tier population / tier sample size), which the model fits use.
 """
 
 import math
@@ -121,3 +126,24 @@ def stratified_sample(
         chosen = rng.choice(members.height, size=sizes[tier], replace=False)
         parts.append(members[np.sort(chosen)].select(list(_SAMPLE_SCHEMA)))
     return pl.concat(parts)
+
+
+def design_weights(sample: pl.DataFrame, metrics: pl.DataFrame) -> pl.DataFrame:
+    """``customer_id`` and ``weight`` of each sampled customer: tier population / tier sample.
+
+    Args:
+        sample: A ``stratified_sample`` result (``customer_id``, ``value_tier``).
+        metrics: The population it was drawn from (``customer_id``, ``lifetime_value``), which
+            fixes the tier populations exactly as the draw saw them.
+    """
+    population = value_tiers(metrics.select("customer_id", "lifetime_value"))
+    counts = population.group_by("value_tier").agg(pl.len().cast(pl.Float64).alias("population"))
+    drawn = sample.group_by("value_tier").agg(pl.len().cast(pl.Float64).alias("sampled"))
+    ratios = counts.join(drawn, on="value_tier").select(
+        "value_tier", (pl.col("population") / pl.col("sampled")).alias("weight")
+    )
+    return (
+        sample.select("customer_id", "value_tier")
+        .join(ratios, on="value_tier", how="left", maintain_order="left")
+        .select("customer_id", "weight")
+    )

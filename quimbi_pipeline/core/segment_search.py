@@ -8,6 +8,14 @@ A candidate partition is scored as ``silhouette_weight * silhouette + balance_we
 with ``balance = 1 - min(1, std(sizes) / mean(sizes))``: silhouette alone rewards one
 mega-segment next to a few outlier segments (the reference system put 88-94% of customers in
 one segment), the balance term pays for splitting a large diffuse group.
+
+Every step takes optional row weights. The sample the models are fitted on is stratified by
+lifetime value (the top 5% of customers make 20% of it), so unweighted it describes a richer
+population than the shop's: on a generated 30,000-customer shop the sample-fitted models agreed
+with population-fitted ones on only 57-99% of held-out customers (a uniform sample of the same
+size: 99-100%). With each row weighted by its tier's population / sample size, k-means, fuzzy
+c-means, the silhouette, the balance and the subdivision gates all estimate what they would be
+on the whole population.
 """
 
 from __future__ import annotations
@@ -96,35 +104,53 @@ def balance_of(sizes: np.ndarray | list[int]) -> float:
     return float(1.0 - min(1.0, sizes.std() / sizes.mean()))
 
 
-def silhouette_from_distances(dist: np.ndarray, labels: np.ndarray) -> float:
+def silhouette_from_distances(
+    dist: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+) -> float:
     """Mean silhouette from a precomputed square distance matrix (sklearn's definition).
 
     Points in single-member clusters score 0, as in ``sklearn.metrics.silhouette_samples``;
-    fewer than two clusters score 0 (no structure to measure).
+    fewer than two clusters score 0 (no structure to measure). With ``weights`` each point
+    counts as that many points: mean distances to a cluster and the final mean are weighted
+    (unit weights give the unweighted value).
     """
     _, inv, counts = np.unique(labels, return_inverse=True, return_counts=True)
     if counts.size < 2:
         return 0.0
+    rows = np.arange(labels.size)
+    w = np.ones(labels.size) if weights is None else np.asarray(weights, dtype=np.float64)
     onehot = np.zeros((labels.size, counts.size), dtype=dist.dtype)
-    onehot[np.arange(labels.size), inv] = 1.0
+    onehot[rows, inv] = w
     # Sum of distances from each point to every cluster: one BLAS product instead of a loop.
     sums = (dist @ onehot).astype(np.float64)
-    own = sums[np.arange(labels.size), inv]
-    own_count = counts[inv] - 1
-    a = np.divide(own, own_count, out=np.zeros_like(own), where=own_count > 0)
-    mean_to = sums / counts
-    mean_to[np.arange(labels.size), inv] = np.inf
+    mass = np.bincount(inv, weights=w)
+    own = sums[rows, inv]
+    own_mass = mass[inv] - w
+    single = counts[inv] == 1
+    a = np.divide(own, own_mass, out=np.zeros_like(own), where=~single & (own_mass > 0))
+    mean_to = sums / mass
+    mean_to[rows, inv] = np.inf
     b = mean_to.min(axis=1)
     denom = np.maximum(a, b)
     s = np.divide(b - a, denom, out=np.zeros_like(a), where=denom > 0)
-    s[own_count == 0] = 0.0
-    return float(s.mean())
+    s[single] = 0.0
+    return float(np.average(s, weights=w))
 
 
 class PartitionScorer:
-    """Scores partitions of a fixed set of rows on a fixed silhouette subsample."""
+    """Scores partitions of a fixed set of rows on a fixed silhouette subsample.
 
-    def __init__(self, z: np.ndarray, config: SegmentationConfig, seed: int):
+    With row ``weights`` the silhouette is weighted and the balance is that of the weighted
+    segment sizes (the population's, for design weights); the sizes returned stay row counts.
+    """
+
+    def __init__(
+        self,
+        z: np.ndarray,
+        config: SegmentationConfig,
+        seed: int,
+        weights: np.ndarray | None = None,
+    ):
         n = z.shape[0]
         rng = np.random.default_rng(seed)
         self.idx = (
@@ -136,12 +162,16 @@ class PartitionScorer:
         # float32 halves the memory traffic of that product; a score needs no more precision.
         self.dist = cdist(z[self.idx], z[self.idx]).astype(np.float32)
         self.config = config
+        self.weights = weights
 
     def score(self, labels: np.ndarray, k: int) -> tuple[list[int], float, float, float]:
         """Return (sizes, silhouette, balance, score) of hard ``labels`` in 0..k-1."""
         sizes = np.bincount(labels, minlength=k)
-        sil = silhouette_from_distances(self.dist, labels[self.idx])
-        bal = balance_of(sizes)
+        w = self.weights
+        sil = silhouette_from_distances(
+            self.dist, labels[self.idx], None if w is None else w[self.idx]
+        )
+        bal = balance_of(sizes if w is None else np.bincount(labels, weights=w, minlength=k))
         cfg = self.config
         score = cfg.silhouette_weight * sil + cfg.balance_weight * bal
         return [int(s) for s in sizes], sil, bal, float(score)
@@ -158,6 +188,7 @@ def search_k(
     config: SegmentationConfig,
     seed: int,
     scorer: PartitionScorer | None = None,
+    weights: np.ndarray | None = None,
 ) -> list[Partition]:
     """Fit one partition per k with the configured algorithm and score each.
 
@@ -166,12 +197,15 @@ def search_k(
         k_values: the k to try; each must be <= the number of distinct rows.
         config: weights, algorithm.
         seed: random state of every estimator and of the silhouette subsample.
-        scorer: a ``PartitionScorer`` built on ``z`` to reuse; built here when None.
+        scorer: a ``PartitionScorer`` built on ``z`` (and ``weights``) to reuse; built here
+            when None.
+        weights: optional (n,) row weights for k-means and the scores. scikit-learn's Gaussian
+            mixture takes no weights, so ``gmm`` fits the rows as they are.
 
     Returns:
         One ``Partition`` per k, in the order of ``k_values``.
     """
-    scorer = scorer or PartitionScorer(z, config, seed)
+    scorer = scorer or PartitionScorer(z, config, seed, weights)
     out = []
     for k in k_values:
         bic = None
@@ -180,7 +214,8 @@ def search_k(
             gmm.fit(z)
             labels, centres, bic = gmm.predict(z), gmm.means_, float(gmm.bic(z))
         else:
-            km = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed).fit(z)
+            km = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed)
+            km.fit(z, sample_weight=weights)
             labels, centres = km.labels_, km.cluster_centers_
         sizes, sil, bal, score = scorer.score(labels, k)
         out.append(Partition(k, labels, centres, sizes, sil, bal, score, bic))
@@ -194,23 +229,61 @@ def best_partition(candidates: list[Partition], algorithm: str) -> Partition:
     return max(candidates, key=lambda p: (p.score, -p.k))
 
 
-def refine_centres(z: np.ndarray, partition: Partition, config: SegmentationConfig) -> np.ndarray:
+def refine_centres(
+    z: np.ndarray,
+    partition: Partition,
+    config: SegmentationConfig,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
     """Final centres of a partition: FCM started from the k-means centres, GMM means as is.
 
     skfuzzy's ``seed=`` reseeds numpy's global generator, so FCM is started from ``init=``,
-    the memberships the k-means centres imply; that also makes it deterministic.
+    the memberships the k-means centres imply; that also makes it deterministic. skfuzzy has
+    no row weights: weighted rows go through ``weighted_cmeans``, the same iteration.
     """
     if config.algorithm == "gmm":
         return np.asarray(partition.centres, dtype=np.float64)
     u0 = fuzzy_memberships(cdist(z, partition.centres, "sqeuclidean"), config.fuzziness).T
-    centres, *_ = skfuzzy.cmeans(
-        z.T,
-        c=partition.k,
-        m=config.fuzziness,
-        error=config.fcm_error,
-        maxiter=config.fcm_maxiter,
-        init=u0,
-    )
+    if weights is None:
+        centres, *_ = skfuzzy.cmeans(
+            z.T,
+            c=partition.k,
+            m=config.fuzziness,
+            error=config.fcm_error,
+            maxiter=config.fcm_maxiter,
+            init=u0,
+        )
+    else:
+        centres = weighted_cmeans(z, u0, weights, config)
     if not np.all(np.isfinite(centres)):  # defensive: never hand on a broken centre
         return np.asarray(partition.centres, dtype=np.float64)
     return np.asarray(centres, dtype=np.float64)
+
+
+def weighted_cmeans(
+    z: np.ndarray, u0: np.ndarray, weights: np.ndarray, config: SegmentationConfig
+) -> np.ndarray:
+    """Fuzzy c-means with row weights, iterated as ``skfuzzy.cmeans`` does; returns the centres.
+
+    Each step puts the centres at the ``weights * u ** m`` weighted means and recomputes the
+    memberships from them; it stops when the memberships move by less than ``fcm_error``
+    (Frobenius norm, skfuzzy's criterion) or after ``fcm_maxiter`` steps. Unit weights give
+    skfuzzy's centres.
+
+    Args:
+        z: (n, f) scaled rows.
+        u0: (c, n) initial memberships (skfuzzy's layout).
+        weights: (n,) positive row weights.
+        config: fuzziness, error and maxiter.
+    """
+    m = config.fuzziness
+    u = np.fmax(u0 / u0.sum(axis=0, keepdims=True), np.finfo(np.float64).eps)
+    centres = np.zeros((u.shape[0], z.shape[1]))
+    for _ in range(config.fcm_maxiter):
+        um = (u**m) * weights
+        centres = um @ z / um.sum(axis=1, keepdims=True)
+        d2 = np.fmax(cdist(centres, z, "sqeuclidean"), np.finfo(np.float64).eps)
+        previous, u = u, fuzzy_memberships(d2.T, m).T
+        if np.linalg.norm(u - previous) < config.fcm_error:
+            break
+    return centres

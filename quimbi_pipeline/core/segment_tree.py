@@ -15,6 +15,10 @@ can rate a 36/64 pair above four segments where one is small.
 
 Children replace their parent in the flat leaf list and may be split again, down to
 ``subdivide_max_depth`` levels below the top.
+
+With row weights (a stratified sample's design weights) shares, mean squared distances, the
+child searches and the scores are all weighted, so "most customers" means most of the
+population; ``subdivide_min_members`` still counts sample rows, the evidence a split rests on.
 """
 
 from __future__ import annotations
@@ -51,24 +55,35 @@ class SegmentNode:
 
 
 def broadness(
-    members: np.ndarray, centre: np.ndarray, n_total: int, config: SegmentationConfig
+    members: np.ndarray,
+    centre: np.ndarray,
+    n_total: float,
+    config: SegmentationConfig,
+    weights: np.ndarray | None = None,
 ) -> str | None:
     """Why a segment with these members should be considered for a split, or None.
 
-    ``"mega"`` when it holds more than ``subdivide_max_share`` of all rows, ``"diffuse"`` when
-    its mean squared distance to its centre exceeds ``subdivide_max_sq_distance``. Either way
-    it needs ``subdivide_min_members`` members: a split of a few dozen customers describes noise.
+    ``"mega"`` when it holds more than ``subdivide_max_share`` of all rows (of their total
+    weight ``n_total`` when ``weights`` weigh the members), ``"diffuse"`` when its mean
+    squared distance to its centre exceeds ``subdivide_max_sq_distance``. Either way it needs
+    ``subdivide_min_members`` members: a split of a few dozen customers describes noise.
     """
     n = members.shape[0]
     if n < max(config.subdivide_min_members, 4):
         return None
-    if n / n_total > config.subdivide_max_share:
+    mass = n if weights is None else float(weights.sum())
+    if mass / n_total > config.subdivide_max_share:
         return "mega"
-    msd = float(((members - centre) ** 2).sum(axis=1).mean())
+    msd = float(np.average(((members - centre) ** 2).sum(axis=1), weights=weights))
     return "diffuse" if msd > config.subdivide_max_sq_distance else None
 
 
-def propose_split(members: np.ndarray, config: SegmentationConfig, seed: int) -> np.ndarray | None:
+def propose_split(
+    members: np.ndarray,
+    config: SegmentationConfig,
+    seed: int,
+    weights: np.ndarray | None = None,
+) -> np.ndarray | None:
     """Children centres for a broad segment, or None when no k in 2..3 passes the local gates.
 
     Among the candidates that pass, the best by the axis's own criterion (score for k-means,
@@ -78,12 +93,13 @@ def propose_split(members: np.ndarray, config: SegmentationConfig, seed: int) ->
     k_values = list(range(2, min(3, count_distinct_rows(members)) + 1))
     eligible = [
         p
-        for p in search_k(members, k_values, config, seed)
+        for p in search_k(members, k_values, config, seed, weights=weights)
         if p.silhouette > SPLIT_MIN_SILHOUETTE and min(p.sizes) >= SPLIT_MIN_CHILD_SHARE * n
     ]
     if not eligible:
         return None
-    return refine_centres(members, best_partition(eligible, config.algorithm), config)
+    best = best_partition(eligible, config.algorithm)
+    return refine_centres(members, best, config, weights)
 
 
 def order_centres(centres: np.ndarray) -> np.ndarray:
@@ -105,6 +121,7 @@ def build_segment_tree(
     config: SegmentationConfig,
     seed: int,
     scorer: PartitionScorer,
+    weights: np.ndarray | None = None,
 ) -> list[SegmentNode]:
     """Subdivide broad segments; return every node in depth-first order.
 
@@ -113,7 +130,8 @@ def build_segment_tree(
         top_centres: (k, f) top-level centres.
         config: subdivision settings and score weights.
         seed: random state for the child searches.
-        scorer: the ``PartitionScorer`` of ``z`` used for the global gate.
+        scorer: the ``PartitionScorer`` of ``z`` (with the same weights) for the global gate.
+        weights: optional (n,) row weights.
 
     Returns:
         Nodes with parents before children and siblings in ``order_centres`` order; the leaves
@@ -123,15 +141,18 @@ def build_segment_tree(
     leaves = list(range(len(nodes)))
     labels = _nearest(z, [nodes[i].centre for i in leaves])
     current = scorer.score(labels, len(leaves))[3]
+    total = float(z.shape[0]) if weights is None else float(weights.sum())
     queue = list(leaves) if config.subdivide else []
     while queue:
         node_id = queue.pop(0)
         node, pos = nodes[node_id], leaves.index(node_id)
-        members = z[labels == pos]
-        reason = broadness(members, node.centre, z.shape[0], config)
+        inside = labels == pos
+        members = z[inside]
+        member_weights = None if weights is None else weights[inside]
+        reason = broadness(members, node.centre, total, config, member_weights)
         if node.depth >= config.subdivide_max_depth or reason is None:
             continue
-        children = propose_split(members, config, seed)
+        children = propose_split(members, config, seed, member_weights)
         if children is None:
             continue
         child_ids = list(range(len(nodes), len(nodes) + len(children)))

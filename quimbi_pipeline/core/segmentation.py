@@ -7,6 +7,9 @@ silhouette and segment balance and refines the centres with fuzzy c-means
 segment in business words (``segment_naming``). Assignment gives every customer fuzzy
 memberships to the leaf segments with the FCM formula, in the same scaled space.
 
+A fit can weight its rows: the stratified sample's design weights (``core.sampling``) make
+every step estimate the population rather than the value-skewed sample (``segment_search``).
+
 Pure numpy/scikit-learn; no Dagster, no polars.
 """
 
@@ -227,6 +230,7 @@ def fit_axis_model(
     *,
     config: SegmentationConfig = SegmentationConfig(),
     seed: int = 0,
+    sample_weight: np.ndarray | None = None,
 ) -> AxisModel:
     """Fit one axis's segmentation on a customer sample.
 
@@ -238,6 +242,10 @@ def fit_axis_model(
         vocabulary: feature -> (word when high, word when low), for segment names.
         config: search, FCM and subdivision settings.
         seed: random state of every estimator; the same data and seed give the same model.
+        sample_weight: optional (n_customers,) positive weights, e.g. each sampled customer's
+            tier population / tier sample size: scaling, k-means, FCM, scores and
+            subdivision then describe the population the sample stands for. Segment sizes
+            stay counts of sample rows.
 
     Raises:
         AxisNotFittable: too few customers or nothing varies.
@@ -246,10 +254,11 @@ def fit_axis_model(
         raise ValueError("need one transform per feature name and at least one feature")
     X = as_feature_matrix(X, len(feature_names))
     n = X.shape[0]
+    weights = _row_weights(sample_weight, n)
     if n < config.min_customers:
         raise AxisNotFittable(f"only {n} customers (need {config.min_customers})", axis=axis)
     T = apply_transforms(X, transforms)
-    center, scale, constant = fit_robust_scaler(T)
+    center, scale, constant = fit_robust_scaler(T, weights)
     if constant.all():
         raise AxisNotFittable(f"all features constant ({', '.join(feature_names)})", axis=axis)
     Z = (T - center) / scale
@@ -259,11 +268,11 @@ def fit_axis_model(
     with threadpool_limits(limits=1):
         k_hi = min(config.k_max, count_distinct_rows(Z))
         k_values = list(range(min(config.k_min, k_hi), k_hi + 1))
-        scorer = PartitionScorer(Z, config, seed)
-        candidates = search_k(Z, k_values, config, seed, scorer)
+        scorer = PartitionScorer(Z, config, seed, weights)
+        candidates = search_k(Z, k_values, config, seed, scorer, weights)
         chosen = best_partition(candidates, config.algorithm)
-        top_centres = refine_centres(Z, chosen, config)
-        nodes = build_segment_tree(Z, top_centres, config, seed, scorer)
+        top_centres = refine_centres(Z, chosen, config, weights)
+        nodes = build_segment_tree(Z, top_centres, config, seed, scorer, weights)
         parents = [node.parent for node in nodes]
         node_centres = [node.centre for node in nodes]
         names = name_segments(axis, feature_names, vocabulary, node_centres, parents)
@@ -296,6 +305,16 @@ def fit_axis_model(
         sample_size=n,
         seed=seed,
     )
+
+
+def _row_weights(sample_weight: np.ndarray | None, n: int) -> np.ndarray | None:
+    """Validated weights scaled to mean 1 (so weighted sizes read as rows), or None."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,) or not np.isfinite(w).all() or (w <= 0).any():
+        raise ValueError(f"sample_weight must be {n} finite positive numbers, got shape {w.shape}")
+    return w * (n / w.sum())
 
 
 def assign_to_centroids(model: AxisModel, X: np.ndarray) -> Assignment:

@@ -1,23 +1,91 @@
-"""A customer "thumbprint" at a date: fuzzy memberships on every axis, from as-of features."""
+"""A customer "thumbprint" at a date: fuzzy memberships on every axis, from as-of features.
 
-from dataclasses import dataclass
+``take_snapshot`` computes one date from scratch. ``SnapshotSeries`` computes a rising
+sequence of dates, as a backfill of weekly snapshots does: features come from
+``FeatureTimeline`` and only the customers whose features on an axis changed since the previous
+date are assigned again on that axis (assignment is row by row, so the others keep their
+memberships); its snapshots equal ``take_snapshot``'s (tested).
+
+A snapshot has three shapes: ``wide()`` for the lake (one row per customer, one membership
+array and one dominant segment per axis), ``thumbprints()`` for PostgreSQL (JSON maps) and
+``long()`` (one row per customer and axis).
+"""
+
+import json
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
-from quimbi_pipeline.core.assignment import assign_axes, json_map, long_frame
+from quimbi_pipeline.core.assignment import (
+    DECIMALS,
+    AxisResult,
+    assign_axes,
+    long_frame,
+    model_columns,
+)
+from quimbi_pipeline.core.drift import SEGMENT_SUFFIX
 from quimbi_pipeline.core.features import compute_customer_features
-from quimbi_pipeline.core.segmentation import AxisModel
+from quimbi_pipeline.core.features_asof import FeatureTimeline
+from quimbi_pipeline.core.segmentation import AxisModel, assign_to_centroids
+
+Frame = pl.DataFrame | pl.LazyFrame
+CUSTOMER_COLUMNS = ("customer_id", "churn_risk_score", "total_orders", "lifetime_value")
 
 
 @dataclass
 class Snapshot:
     snapshot_date: date
-    # customer_id, axis, dominant_segment, memberships, strength, distance
-    long: pl.DataFrame
-    # customer_id, thumbprint (JSON), dominant_segments (JSON), churn_risk_score,
-    # total_orders, lifetime_value
+    # customer_id, churn_risk_score, total_orders, lifetime_value; sorted by customer_id
     customers: pl.DataFrame
+    # Every assigned axis, row i being customer i of ``customers``; memberships rounded to
+    # the profiles' DECIMALS, as stored, so drift reads what PostgreSQL holds.
+    axes: dict[str, AxisResult]
+
+    def wide(self) -> pl.DataFrame:
+        """The customers with, per axis, ``{axis}`` (membership array in the model's segment
+        order) and ``{axis}__segment`` (dominant segment)."""
+        columns = []
+        for axis, result in sorted(self.axes.items()):
+            columns.append(pl.Series(axis, result.memberships))
+            columns.append(result.dominant_names().alias(axis + SEGMENT_SUFFIX))
+        return self.customers.with_columns(columns)
+
+    def thumbprints(self) -> pl.DataFrame:
+        """The customers with ``thumbprint`` ({axis: memberships}) and ``dominant_segments``
+        ({axis: segment}) as JSON text.
+
+        Built column-wise: memberships are multiples of 10**-DECIMALS, so each is the text of
+        its multiple picked from a table, and one concatenation per map makes the rows.
+        """
+        if not self.axes:
+            empty = pl.lit(None, dtype=pl.String)
+            return self.customers.with_columns(thumbprint=empty, dominant_segments=empty)
+        scale = 10**DECIMALS
+        texts = pl.Series([repr(i / scale) for i in range(scale + 1)], dtype=pl.String)
+        frame: dict[str, pl.Series] = {}
+        thumb: list[pl.Expr] = []
+        dominant: list[pl.Expr] = []
+        for a, (axis, result) in enumerate(sorted(self.axes.items())):
+            key = ("," if a else "{") + json.dumps(axis) + ":"
+            codes = np.rint(result.memberships * scale).astype(np.int64)
+            for j in range(codes.shape[1]):
+                frame[f"m{a}_{j}"] = texts.gather(codes[:, j])
+                thumb += [pl.lit(key + "[" if j == 0 else ","), pl.col(f"m{a}_{j}")]
+            thumb.append(pl.lit("]"))
+            quoted = pl.Series([json.dumps(n) for n in result.names], dtype=pl.String)
+            frame[f"d{a}"] = quoted.gather(result.dominant)
+            dominant += [pl.lit(key), pl.col(f"d{a}")]
+        built = pl.DataFrame(frame).select(
+            thumbprint=pl.concat_str([*thumb, pl.lit("}")]),
+            dominant_segments=pl.concat_str([*dominant, pl.lit("}")]),
+        )
+        return pl.concat([self.customers, built], how="horizontal")
+
+    def long(self) -> pl.DataFrame:
+        """customer_id, axis, dominant_segment, memberships, strength, distance."""
+        return long_frame(self.customers.get_column("customer_id"), self.axes)
 
 
 def end_of_day(day: date) -> datetime:
@@ -26,11 +94,11 @@ def end_of_day(day: date) -> datetime:
 
 
 def take_snapshot(
-    orders: pl.DataFrame | pl.LazyFrame,
-    tickets: pl.DataFrame | pl.LazyFrame | None,
+    orders: Frame,
+    tickets: Frame | None,
     snapshot_date: date,
     models: dict[str, AxisModel],
-    axis_columns: dict[str, list[str]],
+    axis_columns: dict[str, list[str]] | None = None,
 ) -> Snapshot:
     """Features as of the end of ``snapshot_date``, assigned with the given (current) models.
 
@@ -38,37 +106,135 @@ def take_snapshot(
     so thumbprints of different dates are comparable.
     """
     as_of = end_of_day(snapshot_date)
-    lines = orders.lazy().filter(pl.col("ordered_at") <= as_of)
-    if lines.select(pl.len()).collect().item() == 0:
-        return Snapshot(snapshot_date, long_frame(pl.Series([], dtype=pl.String), {}), _empty())
     # Tickets go in uncut: whether the shop has tickets at all decides the support axes'
     # source, which must be the same in every snapshot; features cut them at as_of.
-    features = compute_customer_features(lines, tickets, as_of=as_of).frame
+    features = compute_customer_features(orders, tickets, as_of=as_of).frame
+    if features.height == 0:
+        return Snapshot(snapshot_date, _customers(features), {})
     results = assign_axes(features, models, axis_columns)
-    ids = features["customer_id"]
-    thumb = {
-        axis: pl.Series(r.memberships).cast(pl.List(pl.Float64)) for axis, r in results.items()
-    }
-    dominant = {
-        axis: pl.Series(r.names[r.dominant], dtype=pl.String) for axis, r in results.items()
-    }
-    customers = features.select(
-        "customer_id", "churn_risk_score", "total_orders", "lifetime_value"
-    ).with_columns(
-        thumbprint=json_map(thumb, len(ids)),
-        dominant_segments=json_map(dominant, len(ids)),
+    return Snapshot(
+        snapshot_date, _customers(features), {a: _rounded(r) for a, r in results.items()}
     )
-    return Snapshot(snapshot_date, long_frame(ids, results), customers)
 
 
-def _empty() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={
-            "customer_id": pl.String,
-            "churn_risk_score": pl.Float64,
-            "total_orders": pl.Float64,
-            "lifetime_value": pl.Float64,
-            "thumbprint": pl.String,
-            "dominant_segments": pl.String,
-        }
+@dataclass(frozen=True)
+class _Rows:
+    """Previous rows of the current customers: the first ``prefix`` rows unchanged, or
+    ``rows[i]`` (-1 for a new customer)."""
+
+    prefix: int
+    rows: np.ndarray | None
+
+
+class SnapshotSeries:
+    """Snapshots of one order history at rising dates, with fixed models (see module doc)."""
+
+    def __init__(
+        self,
+        orders: Frame,
+        tickets: Frame | None,
+        models: dict[str, AxisModel],
+        axis_columns: dict[str, list[str]] | None = None,
+    ) -> None:
+        self._features = FeatureTimeline(orders, tickets)
+        self._models = dict(sorted(models.items()))
+        self._columns = axis_columns or {a: model_columns(m) for a, m in models.items()}
+        # The previous date's customer ids, feature matrices and results, per axis.
+        self._ids: pl.Series | None = None
+        self._matrices: dict[str, np.ndarray] = {}
+        self._results: dict[str, AxisResult] = {}
+
+    def take(self, snapshot_date: date) -> Snapshot:
+        """The snapshot at the end of ``snapshot_date`` (equal to ``take_snapshot``'s)."""
+        features = self._features.frame_at(end_of_day(snapshot_date))
+        if features.height == 0:
+            self._ids = None
+            return Snapshot(snapshot_date, _customers(features), {})
+        ids = features.get_column("customer_id")
+        previous = self._previous_rows(ids)
+        columns = sorted({c for axis in self._models for c in self._columns[axis]})
+        position = {c: i for i, c in enumerate(columns)}
+        values = features.select(columns).to_numpy().astype(np.float64, copy=False)
+        results: dict[str, AxisResult] = {}
+        for axis, model in self._models.items():
+            matrix = values[:, [position[c] for c in self._columns[axis]]]
+            results[axis] = self._assign(axis, model, matrix, previous)
+            self._matrices[axis] = matrix
+        self._ids, self._results = ids, results
+        return Snapshot(snapshot_date, _customers(features), results)
+
+    def _previous_rows(self, ids: pl.Series) -> _Rows | None:
+        """Where each customer was in the previous date's results; None: no previous date."""
+        if self._ids is None:
+            return None
+        if ids.len() >= self._ids.len() and ids.head(self._ids.len()).equals(self._ids):
+            # The usual week: the same customers first, new ones (later ids) after them.
+            return _Rows(self._ids.len(), None)
+        before = pl.DataFrame({"customer_id": self._ids}).with_row_index("row")
+        rows = (
+            pl.DataFrame({"customer_id": ids})
+            .join(before, on="customer_id", how="left", maintain_order="left")
+            .get_column("row")
+            .fill_null(-1)
+            .cast(pl.Int64)
+            .to_numpy()
+        )
+        return _Rows(0, rows)
+
+    def _assign(
+        self, axis: str, model: AxisModel, matrix: np.ndarray, previous: _Rows | None
+    ) -> AxisResult:
+        known = self._results.get(axis)
+        if previous is None or known is None:
+            return assign_axes_matrix(model, matrix)
+        arrays = (known.memberships, known.dominant, known.strength, known.distance)
+        outputs = [np.empty((matrix.shape[0], *a.shape[1:]), dtype=a.dtype) for a in arrays]
+        changed = np.ones(matrix.shape[0], dtype=bool)
+        before = self._matrices[axis]
+        if previous.rows is None:
+            n = previous.prefix
+            changed[:n] = _rows_differ(matrix[:n], before)
+            for out, values in zip(outputs, arrays, strict=True):
+                out[:n] = values
+        else:
+            had = np.flatnonzero(previous.rows >= 0)
+            source = previous.rows[had]
+            changed[had] = _rows_differ(matrix[had], before[source])
+            for out, values in zip(outputs, arrays, strict=True):
+                out[had] = values[source]
+        rows = np.flatnonzero(changed)
+        if rows.size:
+            fresh = assign_axes_matrix(model, matrix[rows])
+            fresh_arrays = (fresh.memberships, fresh.dominant, fresh.strength, fresh.distance)
+            for out, values in zip(outputs, fresh_arrays, strict=True):
+                out[rows] = values
+        return AxisResult(known.names, *outputs)
+
+
+def _rows_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row, whether two float matrices differ in any bit (one memcmp a row)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    row = np.dtype((np.void, a.dtype.itemsize * a.shape[1]))
+    return a.view(row).ravel() != b.view(row).ravel()
+
+
+def assign_axes_matrix(model: AxisModel, matrix: np.ndarray) -> AxisResult:
+    """``assign_axes`` for one axis's feature matrix, memberships rounded as stored."""
+    result = assign_to_centroids(model, matrix)
+    return _rounded(
+        AxisResult(
+            names=list(model.segment_names),
+            memberships=result.memberships,
+            dominant=result.dominant,
+            strength=result.strength,
+            distance=result.distance,
+        )
     )
+
+
+def _rounded(result: AxisResult) -> AxisResult:
+    return replace(result, memberships=np.round(result.memberships, DECIMALS))
+
+
+def _customers(features: pl.DataFrame) -> pl.DataFrame:
+    return features.select(CUSTOMER_COLUMNS)

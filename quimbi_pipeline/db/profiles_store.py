@@ -8,6 +8,7 @@ import psycopg
 from quimbi_pipeline.db.sql_files import statement
 from quimbi_pipeline.db.writes import copy_frame
 
+_SQL = "db/customer_profiles.sql"
 # Advisory-lock namespace of profile batches: two runs writing the same batch queue up
 # instead of interleaving their rows.
 PROFILES_LOCK_BASE = 0x9F0_0000
@@ -40,25 +41,44 @@ def upsert_profile_batch(
     profiles: pl.DataFrame,
     *,
     after_copy: Callable[[], None] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> dict[str, int]:
     """Replaces one batch's profiles in a single transaction; returns rows changed/removed.
 
     COPY into a temporary staging table, then one INSERT ... ON CONFLICT, then removal of
     the batch's customers that are no longer in the data. A process killed anywhere before
-    COMMIT leaves the batch's previous rows exactly as they were.
+    COMMIT leaves the batch's previous rows exactly as they were. The batch's advisory lock
+    is taken first, so a second writer of the same batch waits for this one's COMMIT.
 
     Args:
-        after_copy: called between COPY and upsert (a seam for the crash test).
+        conn: a connection outside any transaction (the batch is its own transaction).
+        batch: the customer batch; every row's ``customer_batch`` must be this one.
+        profiles: the batch's rows with every column of ``PROFILE_COLUMNS``.
+        after_copy: called between COPY and upsert, holding the lock (a seam for tests).
+        before_commit: called after upsert and prune, just before COMMIT (a seam for tests).
+
+    Returns:
+        ``rows_upserted`` (inserted or changed), ``rows_removed`` and ``rows_in_batch``.
     """
     frame = profiles.select(PROFILE_COLUMNS)
+    strays = frame.filter(pl.col("customer_batch") != batch).height
+    if strays:
+        raise ValueError(f"{strays} profile rows belong to another batch than {batch}")
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (PROFILES_LOCK_BASE + batch,))
-        cur.execute(statement("db/customer_profiles.sql", "create_stage"))
+        cur.execute(statement(_SQL, "lock_batch"), {"lock_key": batch_lock_key(batch)})
+        cur.execute(statement(_SQL, "create_stage"))
         copy_frame(cur, "customer_profiles_stage", frame)
         if after_copy is not None:
             after_copy()
-        cur.execute(statement("db/customer_profiles.sql", "upsert"))
+        cur.execute(statement(_SQL, "upsert"))
         changed = cur.rowcount
-        cur.execute(statement("db/customer_profiles.sql", "prune"), {"batch": batch})
+        cur.execute(statement(_SQL, "prune"), {"batch": batch})
         removed = cur.rowcount
+        if before_commit is not None:
+            before_commit()
     return {"rows_upserted": changed, "rows_removed": removed, "rows_in_batch": frame.height}
+
+
+def batch_lock_key(batch: int) -> int:
+    """The advisory-lock key that serialises the writers of one batch."""
+    return PROFILES_LOCK_BASE + batch

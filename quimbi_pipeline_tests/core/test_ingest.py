@@ -2,7 +2,6 @@
 
 import csv
 import hashlib
-import importlib.util
 import io
 import json
 import logging
@@ -30,6 +29,7 @@ from quimbi_pipeline.core.schema import (
     TICKET_SCHEMA,
 )
 from quimbi_pipeline.core.validation import SeenHashes
+from quimbi_pipeline_tests.datasets import cdnow_master
 
 DEFAULTS = {
     "OrderID": "1001", "Customer_ID": "C1", "Date": "2023-01-15 13:45:00 -0500", "Sku": "SKU-1",
@@ -510,15 +510,8 @@ def test_cdnow_synthetic_headerless(tmp_path: Path) -> None:
     assert result.accepted.get_column("has_time_of_day").to_list() == [False] * 4
 
 
-def _cdnow_master() -> Path:
-    spec = importlib.util.find_spec("lifetimes")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the lifetimes package (which ships the CDNOW log) is not installed")
-    return Path(spec.submodule_search_locations[0]) / "datasets" / "CDNOW_master.txt"
-
-
 def test_real_cdnow_log(tmp_path: Path) -> None:
-    path = _cdnow_master()
+    path = cdnow_master()
     lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
     data = [fields for fields in lines if fields[0].isdigit()]
     result = ingest(tmp_path, path.read_bytes())

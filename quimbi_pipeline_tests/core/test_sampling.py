@@ -4,6 +4,7 @@ import pytest
 from quimbi_pipeline.core.sampling import (
     TIERS,
     SampleConfig,
+    design_weights,
     sample_plan,
     stratified_sample,
     value_tiers,
@@ -136,3 +137,15 @@ def test_invalid_shares_are_rejected(shares: dict[str, float]) -> None:
 def test_duplicate_customers_are_rejected() -> None:
     with pytest.raises(ValueError, match="one row per customer_id"):
         stratified_sample(pl.concat([_metrics(5), _metrics(5)]))
+
+
+def test_design_weights_make_each_tier_stand_for_its_population() -> None:
+    metrics = _metrics(4000)
+    sample = stratified_sample(metrics, SampleConfig(total=1000))
+    weighted = design_weights(sample, metrics)
+    assert weighted.get_column("customer_id").to_list() == sample["customer_id"].to_list()
+    tiers = sample.select("value_tier").with_columns(weight=weighted["weight"])
+    # population / sampled per tier: vip 200 / 200, high 600 / 300, mid 1200 / 300, low 2000 / 200
+    per_tier = dict(tiers.unique().iter_rows())
+    assert per_tier == {"vip": 1.0, "high": 2.0, "mid": 4.0, "low": 10.0}
+    assert weighted["weight"].sum() == pytest.approx(metrics.height)

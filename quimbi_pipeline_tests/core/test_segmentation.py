@@ -5,12 +5,14 @@ import re
 
 import numpy as np
 import pytest
+import skfuzzy
+from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
 from quimbi_pipeline.core import segmentation
 from quimbi_pipeline.core.segment_naming import name_segments
-from quimbi_pipeline.core.segment_search import silhouette_from_distances
+from quimbi_pipeline.core.segment_search import silhouette_from_distances, weighted_cmeans
 from quimbi_pipeline.core.segmentation import (
     AxisModel,
     AxisNotFittable,
@@ -354,3 +356,58 @@ def test_bad_inputs_raise_value_errors():
     X[0, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):
         fit_axis_model("x", X, NAMES3, IDENTITY3, {})
+
+
+def test_unit_weights_fit_the_unweighted_model(four_blobs):
+    X, _, model = four_blobs
+    weighted = fit_axis_model(
+        "purchase_frequency", X, NAMES3, IDENTITY3, {}, seed=0, sample_weight=np.ones(len(X))
+    )
+    assert weighted.segment_names == model.segment_names
+    assert weighted.segment_sizes == model.segment_sizes
+    np.testing.assert_allclose(weighted.centres_scaled, model.centres_scaled, atol=1e-9)
+    np.testing.assert_allclose(weighted.scaler_scale, model.scaler_scale, rtol=1e-12)
+
+
+def test_weighted_cmeans_with_unit_weights_is_skfuzzy():
+    X, _ = blobs(TETRA[:3], [200, 150, 100], 1.0, seed=12)
+    u0 = fuzzy_memberships(cdist(X, X[[0, 200, 350]], "sqeuclidean"), 2.0).T
+    config = SegmentationConfig()
+    expected, *_ = skfuzzy.cmeans(
+        X.T, c=3, m=2.0, error=config.fcm_error, maxiter=config.fcm_maxiter, init=u0
+    )
+    np.testing.assert_allclose(weighted_cmeans(X, u0, np.ones(len(X)), config), expected)
+
+
+def test_design_weights_make_a_value_skewed_sample_fit_like_the_population():
+    # A long-tailed value and a noise column; the sample takes 500 customers from the top 10%
+    # and 500 from the rest, as the stratified sample over-represents high value customers.
+    rng = np.random.default_rng(3)
+    population = np.column_stack([rng.exponential(1.0, 10_000), rng.normal(0.0, 1.0, 10_000)])
+    top = population[:, 0] >= np.quantile(population[:, 0], 0.9)
+    drawn = [rng.choice(np.flatnonzero(part), 500, replace=False) for part in (top, ~top)]
+    sample = population[np.concatenate(drawn)]
+    weights = np.repeat([top.sum() / 500, (~top).sum() / 500], 500)
+    config = SegmentationConfig(k_min=3, k_max=3, subdivide=False)
+    args = (["value", "noise"], ["identity", "identity"], {})
+
+    def labels(model):
+        return assign_to_centroids(model, population).dominant
+
+    truth = labels(fit_axis_model("v", population, *args, config=config))
+    weighted = fit_axis_model("v", sample, *args, config=config, sample_weight=weights)
+    plain = fit_axis_model("v", sample, *args, config=config)
+    assert match_segments(truth, labels(weighted)) >= 0.95
+    assert match_segments(truth, labels(plain)) < 0.8
+    with pytest.raises(ValueError, match="sample_weight"):
+        fit_axis_model("v", sample, *args, sample_weight=-weights)
+
+
+def test_weighted_silhouette_with_unit_weights_is_the_plain_one():
+    X, labels = blobs(TETRA, [30, 30, 1, 20], 2.0, seed=10)
+    dist = np.linalg.norm(X[:, None] - X[None], axis=2)
+    plain = silhouette_from_distances(dist, labels)
+    assert silhouette_from_distances(dist, labels, np.ones(len(X))) == pytest.approx(plain)
+    # weighting one cluster up moves the mean towards that cluster's silhouettes
+    heavy = np.where(labels == 0, 10.0, 1.0)
+    assert silhouette_from_distances(dist, labels, heavy) != pytest.approx(plain)

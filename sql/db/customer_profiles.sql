@@ -1,9 +1,17 @@
 -- Statements of quimbi_pipeline.db; %(name)s are bound parameters.
 
+-- name: lock_batch
+-- Held until COMMIT or ROLLBACK (also when the client dies): writers of a batch queue up.
+SELECT pg_advisory_xact_lock(%(lock_key)s)
+
 -- name: create_stage
--- A per-transaction staging table shaped like customer_profiles, dropped at commit.
+-- A per-transaction staging table shaped like customer_profiles, dropped at commit. Its rows
+-- are not compressed (toast_tuple_target): they live for one statement, and compressing the
+-- JSON made COPY twice as expensive.
 CREATE TEMP TABLE customer_profiles_stage
-    (LIKE customer_profiles INCLUDING DEFAULTS) ON COMMIT DROP
+    (LIKE customer_profiles INCLUDING DEFAULTS)
+    WITH (toast_tuple_target = 8160)
+    ON COMMIT DROP
 
 -- name: upsert
 -- Upsert one batch from the staging table. Unchanged rows are not rewritten, so a rerun on

@@ -46,19 +46,24 @@ def _ingest_partitions(
         )
         reports.append(report)
     _record_ledger(postgres, reports)
-    accepted = [home.raw_dir(kind, r.drop_id) / "accepted" for r in reports]
-    metadata = drops_metadata(reports, accepted)
+    for report in reports:
+        # A range run records one materialization per drop: each shows its own drop's counts,
+        # not the run's totals.
+        accepted = home.raw_dir(kind, report.drop_id) / "accepted"
+        context.add_asset_metadata(
+            drops_metadata([report], [accepted]), partition_key=report.drop_id
+        )
     balanced = all(r.rows_read == r.rows_accepted + r.rows_rejected for r in reports)
     return dg.MaterializeResult(
-        metadata=metadata,
         check_results=[
             dg.AssetCheckResult(
                 check_name=ROWS_ACCOUNTED,
                 passed=balanced,
                 metadata={
-                    "rows_read": metadata["rows_read"],
-                    "rows_accepted": metadata["rows_accepted"],
-                    "rows_rejected": metadata["rows_rejected"],
+                    "drops": len(reports),
+                    "rows_read": sum(r.rows_read for r in reports),
+                    "rows_accepted": sum(r.rows_accepted for r in reports),
+                    "rows_rejected": sum(r.rows_rejected for r in reports),
                 },
             )
         ],

@@ -15,11 +15,12 @@ def drops_metadata(reports: list[IngestReport], accepted_dirs: list[Path]) -> di
     for report in reports:
         reasons.update(report.rejected_by_reason)
     files = [f for d in accepted_dirs for f in d.glob("*.parquet")]
-    customers = (
-        pl.scan_parquet(files).select(pl.col("customer_id").n_unique()).collect().item()
-        if files
-        else 0
-    )
+    if len(reports) == 1:
+        customers = reports[0].customers  # counted while ingesting; no need to read it back
+    elif files:
+        customers = pl.scan_parquet(files).select(pl.col("customer_id").n_unique()).collect().item()
+    else:
+        customers = 0
     firsts = [r.first_at for r in reports if r.first_at is not None]
     lasts = [r.last_at for r in reports if r.last_at is not None]
     rows = "\n".join(

@@ -33,14 +33,15 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> d
     for path in sorted(registry.home.landing.iterdir()):
         if not is_candidate(path):
             continue
-        stat = path.stat()
-        fingerprint = [stat.st_size, stat.st_mtime_ns]
-        if seen.get(path.name) == fingerprint:
-            continue
-        seen[path.name] = fingerprint
         try:
+            stat = path.stat()
+            fingerprint = [stat.st_size, stat.st_mtime_ns]
+            if seen.get(path.name) == fingerprint:
+                continue
+            seen[path.name] = fingerprint
             drop, is_new = registry.register_landed(path.name)
-        except (DropConflict, IngestError) as problem:
+        # One unreadable file (gone, no permission) must not stop every other drop's ingestion.
+        except (DropConflict, IngestError, OSError) as problem:
             context.log.error(str(problem))
             refused.append(str(problem))
             continue

@@ -1,5 +1,7 @@
 """Assignment of every customer to every axis model, and their profiles in PostgreSQL."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import dagster as dg
 import polars as pl
 
@@ -10,6 +12,7 @@ from quimbi_pipeline.db.models_store import load_current_models, model_set_versi
 from quimbi_pipeline.db.profiles_store import upsert_profile_batch
 from quimbi_pipeline.defs.partitions import CUSTOMER_BATCHES, customer_batches
 from quimbi_pipeline.defs.profiles.frames import (
+    BatchOutcome,
     assignment_dir,
     profile_frame,
     read_batch,
@@ -21,6 +24,8 @@ from quimbi_pipeline.defs.segmentation.models import model_key
 from quimbi_pipeline.feature_store import load_features, tickets_path
 
 EVERY_AXIS_ASSIGNED = "every_applicable_axis_assigned"
+# Connections writing profile batches at once: two keep both cores of a small machine busy.
+PROFILE_WRITERS = 2
 
 
 @dg.asset(
@@ -41,12 +46,11 @@ def segment_assignments(
         stored = load_current_models(conn)
     models = {axis: m.model for axis, m in stored.items() if m.model is not None}
     version = model_set_version(stored)
-    columns = {axis.name: axis.columns() for axis in AXES}
     batches = features.with_columns(customer_batch(features["customer_id"], CUSTOMER_BATCHES))
     assigned = 0
     for key in context.partition_keys:
         part = batches.filter(pl.col("batch") == int(key)).drop("batch")
-        result = assign_batch(part, models, columns)
+        result = assign_batch(part, models)
         write_batch(home, int(key), result, version)
         assigned += part.height
     return dg.MaterializeResult(
@@ -84,39 +88,44 @@ def customer_profiles(
     home = lake.paths()
     features = load_features(home).frame
     ticket_only = _ticket_only_customers(home, features)
-    totals = {"rows_upserted": 0, "rows_changed": 0, "rows_removed": 0, "no_orders": 0}
-    complete = segmented = 0
-    distributions = []
+    with_orders = features.select(
+        "customer_id", customer_batch(features["customer_id"], CUSTOMER_BATCHES)
+    )
     with postgres.connection() as conn:
-        for key in context.partition_keys:
-            batch = int(key)
-            long, customers = read_batch(home, batch)
-            frame = profile_frame(batch, customers, features, ticket_only)
+        axes = {axis for axis, m in load_current_models(conn).items() if m.model is not None}
+    batches = [int(key) for key in context.partition_keys]
+
+    def write(batch: int) -> BatchOutcome:
+        long, customers = read_batch(home, batch)
+        frame = profile_frame(batch, customers, features, ticket_only)
+        with postgres.connection() as conn:
             counts = upsert_profile_batch(conn, batch, frame)
-            totals["rows_upserted"] += counts["rows_in_batch"]
-            totals["rows_changed"] += counts["rows_upserted"]
-            totals["rows_removed"] += counts["rows_removed"]
-            totals["no_orders"] += frame.filter(pl.col("segmentation_status") == "no_orders").height
-            axes = long["axis"].n_unique() if long.height else 0
-            per_customer = long.group_by("customer_id").len()
-            segmented += customers.height
-            complete += (
-                per_customer.filter(pl.col("len") == axes).height if axes else customers.height
-            )
-            distributions.append(long.group_by("axis", "dominant_segment").len())
-    share = complete / segmented if segmented else 1.0
+        ids = with_orders.filter(pl.col("batch") == batch)["customer_id"]
+        return BatchOutcome.of(counts, frame, long, ids, axes)
+
+    # Batches are independent transactions on their own connections: the server parses and
+    # indexes one batch while this process encodes the next.
+    with ThreadPoolExecutor(max_workers=min(PROFILE_WRITERS, len(batches))) as pool:
+        outcomes = list(pool.map(write, batches))
+    total = BatchOutcome.combine(outcomes)
+    share = total.complete / total.segmented if total.segmented else 1.0
     return dg.MaterializeResult(
         metadata={
-            **totals,
+            "rows_upserted": total.rows_in_batch,
+            "rows_changed": total.rows_upserted,
+            "rows_removed": total.rows_removed,
+            "no_orders": total.no_orders,
             "share_with_every_applicable_axis": round(share, 6),
-            "segment_distribution": dg.MetadataValue.md(segment_distribution(distributions)),
-            "dagster/row_count": totals["rows_upserted"],
+            "segment_distribution": dg.MetadataValue.md(
+                segment_distribution([o.distribution for o in outcomes])
+            ),
+            "dagster/row_count": total.rows_in_batch,
         },
         check_results=[
             dg.AssetCheckResult(
                 check_name=EVERY_AXIS_ASSIGNED,
                 passed=share == 1.0,
-                metadata={"share": share, "customers_with_orders": segmented},
+                metadata={"share": share, "customers_with_orders": total.segmented},
             )
         ],
     )

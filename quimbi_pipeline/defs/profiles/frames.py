@@ -1,5 +1,7 @@
 """Lake files of segment assignments, and the frames that become customer_profiles rows."""
 
+from dataclasses import dataclass, fields
+
 import polars as pl
 
 from quimbi_pipeline.core.assignment import BatchAssignment
@@ -19,9 +21,10 @@ def write_batch(home: QuimbiHome, batch: int, result: BatchAssignment, version: 
     folder = assignment_dir(home) / f"batch_{batch:02d}"
     tmp = folder.with_name(f".{folder.name}.tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    result.long.write_parquet(tmp / "long.parquet")
+    # lz4: these files are rewritten by every run and read once; zstd took twice the time.
+    result.long.write_parquet(tmp / "long.parquet", compression="lz4")
     result.customers.with_columns(model_version=pl.lit(version)).write_parquet(
-        tmp / "customers.parquet"
+        tmp / "customers.parquet", compression="lz4"
     )
     old = folder.with_name(f".{folder.name}.old")
     if folder.exists():
@@ -95,3 +98,63 @@ def segment_distribution(parts: list[pl.DataFrame]) -> str:
         for r in counts.iter_rows(named=True)
     ]
     return "\n".join(lines)
+
+
+@dataclass
+class BatchOutcome:
+    """What writing one batch of profiles did, for the asset's metadata and check."""
+
+    rows_in_batch: int = 0
+    rows_upserted: int = 0
+    rows_removed: int = 0
+    no_orders: int = 0
+    segmented: int = 0
+    # Segmented customers with a segment on every axis that has a model.
+    complete: int = 0
+    distribution: pl.DataFrame | None = None
+
+    @classmethod
+    def of(
+        cls,
+        counts: dict[str, int],
+        frame: pl.DataFrame,
+        long: pl.DataFrame,
+        with_orders: pl.Series,
+        axes: set[str],
+    ) -> "BatchOutcome":
+        """The outcome of one batch.
+
+        Args:
+            counts: what ``upsert_profile_batch`` returned.
+            frame: the profile rows written.
+            long: the batch's assignments, one row per customer and axis.
+            with_orders: the ids of the batch's customers in the current features.
+            axes: the axes with an active model, on which every customer needs a segment.
+        """
+        return cls(
+            rows_in_batch=counts["rows_in_batch"],
+            rows_upserted=counts["rows_upserted"],
+            rows_removed=counts["rows_removed"],
+            no_orders=frame.filter(pl.col("segmentation_status") == "no_orders").height,
+            segmented=with_orders.len(),
+            complete=covered_customers(long, with_orders, axes),
+            distribution=long.group_by("axis", "dominant_segment").len(),
+        )
+
+    @classmethod
+    def combine(cls, outcomes: list["BatchOutcome"]) -> "BatchOutcome":
+        counts = [f.name for f in fields(cls) if f.name != "distribution"]
+        return cls(**{name: sum(getattr(o, name) for o in outcomes) for name in counts})
+
+
+def covered_customers(long: pl.DataFrame, customer_ids: pl.Series, axes: set[str]) -> int:
+    """How many of ``customer_ids`` have a dominant segment on every axis of ``axes``."""
+    if not axes:
+        return customer_ids.len()
+    covered = (
+        long.filter(pl.col("axis").is_in(list(axes)) & pl.col("dominant_segment").is_not_null())
+        .group_by("customer_id")
+        .agg(pl.col("axis").n_unique().alias("axes"))
+        .filter(pl.col("axes") == len(axes))
+    )
+    return customer_ids.to_frame("customer_id").join(covered, on="customer_id", how="semi").height

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from quimbi_pipeline.core.axes import METRIC_COLUMNS
 from quimbi_pipeline.core.features import compute_customer_features
-from quimbi_pipeline.core.sampling import SampleConfig
+from quimbi_pipeline.core.sampling import SampleConfig, sample_plan
 from quimbi_pipeline.core.sampling import stratified_sample as draw_stratified_sample
 from quimbi_pipeline.defs.ingestion.assets import orders, tickets
 from quimbi_pipeline.defs.resources import LakeResource
@@ -111,21 +111,30 @@ def stratified_sample(config: SampleRunConfig, lake: LakeResource) -> dg.Materia
             "low": config.low_share,
         },
     )
-    sample = draw_stratified_sample(
-        features.frame.select("customer_id", "lifetime_value"), sample_config, seed=config.seed
-    )
+    metrics = features.frame.select("customer_id", "lifetime_value")
+    sample = draw_stratified_sample(metrics, sample_config, seed=config.seed)
     path = sample_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(".sample.parquet.tmp")
     sample.write_parquet(tmp)
     tmp.replace(path)
     sizes = dict(sample.group_by("value_tier").len().iter_rows())
+    plan = sample_plan(metrics, sample_config)
+    rows = "\n".join(
+        f"| {tier} | {population} | {requested} | {sampled} |"
+        for tier, population, requested, sampled in plan.iter_rows()
+    )
     return dg.MaterializeResult(
         metadata={
             "sample_size": sample.height,
+            "requested_total": config.total,
             "population": features.frame.height,
             "tier_sizes": dg.MetadataValue.json(
                 {t: int(sizes.get(t, 0)) for t in sample_config.shares}
+            ),
+            "tier_plan": dg.MetadataValue.md(
+                "Each tier asks for its share of the total and gets at most its population.\n\n"
+                "| tier | population | requested | sampled |\n|---|---|---|---|\n" + rows
             ),
             "seed": config.seed,
             "dagster/row_count": sample.height,

@@ -46,6 +46,9 @@ def model_metadata(
         "score": float(model.score),
         "largest_segment_share": float(sizes.max() / total),
         "segment_names": dg.MetadataValue.json(list(model.segment_names)),
+        "segment_sizes": dg.MetadataValue.json(
+            {name: int(size) for name, size in zip(model.segment_names, sizes, strict=True)}
+        ),
         "segments_table": dg.MetadataValue.md(
             "Centres in original units.\n\n" + "\n".join([header, rule, *rows])
         ),

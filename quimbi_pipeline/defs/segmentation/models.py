@@ -12,6 +12,7 @@ import polars as pl
 from pydantic import Field
 
 from quimbi_pipeline.core.axes import AXES, Axis
+from quimbi_pipeline.core.sampling import design_weights
 from quimbi_pipeline.core.segmentation import (
     AxisModel,
     AxisNotFittable,
@@ -50,6 +51,13 @@ class ModelConfig(dg.Config):
         default=0.6,
         description="Largest segment's share of the sample above which the check warns.",
     )
+    weight_by_design: bool = Field(
+        default=True,
+        description="Weight each sampled customer by its value tier's population / sample size, "
+        "so the model describes the shop rather than the value-skewed sample (sampling "
+        "fidelity per axis on generated 30,000-50,000 customer shops: 0.57-0.99 unweighted, "
+        "0.965-1.0 weighted).",
+    )
     seed: int = 0
 
     def segmentation(self) -> SegmentationConfig:
@@ -72,8 +80,10 @@ def axis_matrix(frame: pl.DataFrame, axis: Axis) -> np.ndarray:
     return frame.select(axis.columns()).to_numpy().astype(np.float64, copy=False)
 
 
-def fit_axis(axis: Axis, sample_frame: pl.DataFrame, config: ModelConfig) -> AxisModel:
-    """Fits one axis on the sample with the configured search."""
+def fit_axis(
+    axis: Axis, sample_frame: pl.DataFrame, config: ModelConfig, weights: np.ndarray | None
+) -> AxisModel:
+    """Fits one axis on the sample with the configured search (and design weights)."""
     return fit_axis_model(
         axis.name,
         axis_matrix(sample_frame, axis),
@@ -82,6 +92,7 @@ def fit_axis(axis: Axis, sample_frame: pl.DataFrame, config: ModelConfig) -> Axi
         {f.name: (f.high, f.low) for f in axis.features},
         config=config.segmentation(),
         seed=config.seed,
+        sample_weight=weights,
     )
 
 
@@ -136,8 +147,9 @@ def segment_models(
     """Fits each selected axis on the stratified sample and stores it as a versioned row."""
     home = lake.paths()
     features = load_features(home)
-    sample_ids = pl.read_parquet(sample_path(home)).select("customer_id")
-    sample_frame = features.frame.join(sample_ids, on="customer_id", how="semi").sort("customer_id")
+    weighted = design_weights(pl.read_parquet(sample_path(home)), features.frame)
+    sample_frame = features.frame.join(weighted, on="customer_id", how="inner").sort("customer_id")
+    weights = sample_frame.get_column("weight").to_numpy() if config.weight_by_design else None
     selected_checks = context.selected_asset_check_keys
     with postgres.connection() as conn:
         for axis in AXES:
@@ -148,7 +160,7 @@ def segment_models(
             model, reason = None, applicability.reason
             if applicability.applicable:
                 try:
-                    model = fit_axis(axis, sample_frame, config)
+                    model = fit_axis(axis, sample_frame, config, weights)
                 except AxisNotFittable as problem:
                     reason = problem.reason
             version = save_axis_model(

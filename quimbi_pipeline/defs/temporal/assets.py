@@ -1,6 +1,8 @@
-"""Temporal snapshots of every customer's thumbprint, and week-over-week drift reports."""
+"""Temporal snapshots of every customer's thumbprint, daily, weekly or monthly."""
 
+import time
 from datetime import date, timedelta
+from functools import partial
 
 import dagster as dg
 import polars as pl
@@ -8,16 +10,18 @@ from pydantic import Field
 
 from quimbi_pipeline.core.axes import AXES
 from quimbi_pipeline.core.retention import RetentionPolicy
-from quimbi_pipeline.core.snapshots import take_snapshot
+from quimbi_pipeline.core.snapshots import SnapshotSeries
 from quimbi_pipeline.db.models_store import load_current_models, model_set_version
-from quimbi_pipeline.db.writes import replace_rows
 from quimbi_pipeline.defs.partitions import SNAPSHOT_PARTITIONS
 from quimbi_pipeline.defs.resources import LakeResource, PostgresResource
 from quimbi_pipeline.defs.segmentation.models import model_key
+from quimbi_pipeline.defs.temporal.tables import RowWriter, snapshot_rows
 from quimbi_pipeline.feature_store import orders_path, tickets_path
-from quimbi_pipeline.temporal_store import write_snapshot
+from quimbi_pipeline.temporal_store import read_model_versions, write_snapshot
 
 SNAPSHOTS_LOCK = 0x7E3_0000
+# Memory for snapshots waiting to be written to PostgreSQL (see RowWriter).
+QUEUE_BYTES = 512 * 2**20
 
 
 class SnapshotConfig(dg.Config):
@@ -35,18 +39,10 @@ def snapshot_day(partitions_def: dg.TimeWindowPartitionsDefinition, key: str) ->
     return (window.end - timedelta(days=1)).date()
 
 
-def _snapshot_rows(snapshot, snapshot_type: str, version: str) -> pl.DataFrame:
-    return snapshot.customers.select(
-        "customer_id",
-        pl.lit(snapshot.snapshot_date).alias("snapshot_date"),
-        pl.lit(snapshot_type).alias("snapshot_type"),
-        "thumbprint",
-        "dominant_segments",
-        "churn_risk_score",
-        pl.col("total_orders").cast(pl.Int32),
-        "lifetime_value",
-        pl.lit(version).alias("model_version"),
-    )
+def period_before(partitions_def: dg.TimeWindowPartitionsDefinition, keys: list[str]) -> date:
+    """The last day of the period before the first of ``keys``."""
+    start = partitions_def.time_window_for_partition_key(min(keys)).start
+    return (start - timedelta(days=1)).date()
 
 
 def build_snapshot_asset(name: str, snapshot_type: str) -> dg.AssetsDefinition:
@@ -70,6 +66,7 @@ def build_snapshot_asset(name: str, snapshot_type: str) -> dg.AssetsDefinition:
         lake: LakeResource,
         postgres: PostgresResource,
     ) -> dg.MaterializeResult:
+        started = time.perf_counter()
         home = lake.paths()
         orders = pl.read_parquet(orders_path(home))
         tickets = pl.read_parquet(tickets_path(home)) if tickets_path(home).exists() else None
@@ -77,37 +74,63 @@ def build_snapshot_asset(name: str, snapshot_type: str) -> dg.AssetsDefinition:
         retention = (
             config.retention_days if config.retention_days is not None else default_retention
         )
+        seconds = {"compute": 0.0, "lake": 0.0}
         with postgres.connection() as conn:
             stored = load_current_models(conn)
-            models = {a: m.model for a, m in stored.items() if m.model is not None}
-            version = model_set_version(stored)
-            columns = {axis.name: axis.columns() for axis in AXES}
-            stored_days, lake_only, customers = [], [], 0
-            for key in context.partition_keys:
-                day = snapshot_day(partitions_def, key)
-                snapshot = take_snapshot(orders, tickets, day, models, columns)
-                write_snapshot(home, snapshot_type, snapshot)
-                keep = data_end is not None and (data_end - day).days <= retention
-                rows = _snapshot_rows(snapshot, snapshot_type, version)
+        models = {a: m.model for a, m in stored.items() if m.model is not None}
+        versions = {a: m.version for a, m in stored.items() if m.model is not None}
+        version = model_set_version(stored)
+        keys = context.partition_keys
+        days = sorted(snapshot_day(partitions_def, key) for key in keys)
+        # The period before the first is snapshotted again when other models made it, so that
+        # the first period's drift compares thumbprints of the same models.
+        before = period_before(partitions_def, keys)
+        if read_model_versions(home, snapshot_type, before) not in (None, versions):
+            days.insert(0, before)
+        stored_days = [d for d in days if data_end is not None and (data_end - d).days <= retention]
+        lake_only = [d for d in days if d not in stored_days]
+        series = SnapshotSeries(orders, tickets, models)
+        customers = 0
+        # Queued dates hold their snapshot until written: as many as fit a memory budget.
+        width = sum(len(m.segment_names) + 3 for m in models.values()) * 8
+        pending = int(QUEUE_BYTES // max(1, orders["customer_id"].n_unique() * width))
+        with RowWriter(postgres.url, pending=max(1, pending)) as writer:
+            # Dates kept in PostgreSQL first: it parses their rows while the rest are computed.
+            for day in [*stored_days, *lake_only]:
+                tick = time.perf_counter()
+                snapshot = series.take(day)
+                seconds["compute"] += time.perf_counter() - tick
+                tick = time.perf_counter()
+                write_snapshot(home, snapshot_type, snapshot, versions, version)
+                seconds["lake"] += time.perf_counter() - tick
+                kept = snapshot if day in stored_days else None
                 # Delete-then-insert of this date in one transaction: reruns replace, never add.
-                replace_rows(
-                    conn,
+                writer.submit(
                     "temporal_snapshots",
-                    rows if keep else rows.clear(),
+                    partial(snapshot_rows, kept, snapshot_type, version),
                     {"snapshot_date": day, "snapshot_type": snapshot_type},
-                    lock_key=SNAPSHOTS_LOCK,
+                    SNAPSHOTS_LOCK,
                 )
-                (stored_days if keep else lake_only).append(day)
-                customers = snapshot.customers.height
+                if day == days[-1]:
+                    customers = snapshot.customers.height
+            tick = time.perf_counter()
+            rows = writer.rows_written()
+        seconds["postgres_wait"] = time.perf_counter() - tick
         return dg.MaterializeResult(
             metadata={
-                "snapshots": len(context.partition_keys),
+                "snapshots": len(days),
                 "written_to_postgres": len(stored_days),
                 "lake_only_beyond_retention": len(lake_only),
+                "resnapshotted_for_new_models": len(days) - len(keys),
                 "customers_in_latest": customers,
                 "model_version": version,
-                "first": str(snapshot_day(partitions_def, context.partition_keys[0])),
-                "last": str(snapshot_day(partitions_def, context.partition_keys[-1])),
+                "first": str(days[0]),
+                "last": str(days[-1]),
+                "rows_written": rows,
+                "seconds_compute": round(seconds["compute"], 2),
+                "seconds_lake": round(seconds["lake"], 2),
+                "seconds_waiting_for_postgres": round(seconds["postgres_wait"], 2),
+                "seconds_total": round(time.perf_counter() - started, 2),
             }
         )
 
