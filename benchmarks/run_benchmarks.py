@@ -118,6 +118,7 @@ def run_stage(run: SizeRun, name: str, profile: bool) -> list[dict]:
     result = json.loads(result_path.read_text())
     details = result["details"]
     row = _row(run, name, result["seconds"], measured, details, result["setup_seconds"])
+    row["profiled"] = profile
     if name != "models":
         return [row]
     # One Dagster run fits the models and checks them; split its steps into two rows.
@@ -131,6 +132,7 @@ def run_stage(run: SizeRun, name: str, profile: bool) -> list[dict]:
     if check_steps:
         checks = _row(run, "model_checks", sum(check_steps.values()), measured, {}, None)
         checks["details"] = {"steps": check_steps, "peak_rss_shared_with": "models"}
+        checks["profiled"] = profile
         rows.append(checks)
     return rows
 
@@ -169,7 +171,9 @@ def run_end_to_end(run: SizeRun, profile: bool) -> list[dict]:
         "snapshot_weeks": summary.get("snapshot_weeks"),
         "stage_seconds": summary.get("seconds"),
     }
-    return [_row(run, "run", measured.wall_seconds, measured, details, None)]
+    row = _row(run, "run", measured.wall_seconds, measured, details, None)
+    row["profiled"] = profile
+    return [row]
 
 
 def run_snapshot_bench(run: SizeRun) -> list[dict]:
@@ -250,7 +254,7 @@ def _check(measured: Measurement, name: str) -> None:
 
 
 def _profile_path(run: SizeRun, name: str) -> Path:
-    folder = HERE / "results" / "profiles"
+    folder = run.args.work / "profiles"  # gitignored, like the data
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{run.size}_{name}.prof"
 

@@ -1,12 +1,21 @@
 """Drift of customers' fuzzy thumbprints between two snapshots, per axis and per customer.
 
-A snapshot is long: one row per customer and axis with ``customer_id``, ``axis``,
-``memberships`` (List(Float64) over the axis's segments, in the same order in both snapshots)
-and ``dominant_segment``. Drift on an axis is the Euclidean distance between the two membership
-vectors divided by sqrt(2), the largest distance two probability vectors can have, so a full
-move from one segment to another is exactly 1.0. Drift is rounded to ``DRIFT_DECIMALS``:
-memberships are stored to a few decimals, so a move of exactly 0.1 is one, and it lands in the
-same severity class however the sum was ordered.
+Drift on an axis is the Euclidean distance between the two membership vectors divided by
+sqrt(2), the largest distance two probability vectors can have, so a full move from one
+segment to another is exactly 1.0; it is capped at 1 and rounded to ``DRIFT_DECIMALS``:
+memberships are stored to a few decimals, so a move of exactly 0.1 is one, and lands in the
+same severity class however the sum was ordered. Per customer, the overall drift is the mean
+over the axes and an anomaly is an overall drift of 0.5 or more.
+
+Two shapes of snapshot, the same numbers:
+
+- long (``axis_drift``): one row per customer and axis with ``customer_id``, ``axis``,
+  ``memberships`` (List(Float64) over the axis's segments, in the model's order) and
+  ``dominant_segment``;
+- wide (``thumbprint_drift``, ``core.snapshots.Snapshot.wide``): one row per customer, a
+  membership array ``{axis}`` and a dominant segment ``{axis}__segment`` per axis, computed
+  column-wise with numpy; a weekly backfill of many customers needs a long frame only for
+  the customers it stores (``axis_drift_long``).
 """
 
 import math
@@ -15,6 +24,11 @@ import numpy as np
 import polars as pl
 
 DRIFT_DECIMALS = 6
+# Column suffixes of the wide shapes: snapshot segments, and drift frames.
+SEGMENT_SUFFIX = "__segment"
+DRIFT_SUFFIX = "__drift"
+FROM_SUFFIX = "__from"
+TO_SUFFIX = "__to"
 
 SEVERITIES: tuple[str, ...] = ("STABLE", "MINOR", "MODERATE", "SIGNIFICANT", "MAJOR")
 
@@ -166,17 +180,6 @@ def top_movers(customer_drift: pl.DataFrame, n: int = 10) -> pl.DataFrame:
     return customer_drift.sort(
         ["overall_drift", "customer_id"], descending=[True, False], nulls_last=True
     ).head(n)
-
-
-# Wide drift: the same formulas over wide snapshots (``core.snapshots.Snapshot.wide``: one row
-# per customer, a membership array ``{axis}`` and a dominant segment ``{axis}__segment`` per
-# axis), computed column-wise with numpy; a weekly backfill of many customers needs no long
-# frame except for the customers it stores.
-
-SEGMENT_SUFFIX = "__segment"
-DRIFT_SUFFIX = "__drift"
-FROM_SUFFIX = "__from"
-TO_SUFFIX = "__to"
 
 
 def snapshot_axes(wide: pl.DataFrame) -> list[str]:

@@ -2,31 +2,37 @@
 
 A weekly snapshot history needs every customer's features as of every week's end. From one
 week to the next most customers' raw aggregates (the ``o_``, ``l_``, ``p_``, ``k_`` and ``t_``
-columns that ``core.features`` builds before its formulas) do not move; the formulas that read
-``as_of`` are row-wise expressions, evaluated for everyone at every date. A customer's raw
-aggregates change only when
+columns that ``core.features`` builds before its formulas) do not move, and the formulas,
+which read ``as_of``, are evaluated for everyone at every date. A customer's raw aggregates
+change only when
 
-- one of their order lines or tickets is dated in (previous as_of, as_of];
+- one of their order lines is dated in (previous as_of, as_of]: all of them are recomputed;
+- one of their tickets is: the ticket aggregates are;
 - an order crosses a recency window: ``o_last90`` and ``o_prev90`` are the only aggregates of
-  ``order_aggregates`` that read ``as_of``; they are integer counts, recounted for everyone
-  at every date with the same expression;
+  ``order_aggregates`` that read ``as_of``; integer counts, recounted for everyone at every
+  date with the same expression;
 - a full-price priced line lies between the previous and the current ``premium_unit_price``
-  (the only shop-wide input of ``line_aggregates``);
-- the order of their categories or products changes (below).
+  (the only shop-wide input of ``line_aggregates``): the line aggregates are recomputed;
+- the order of their categories changes (below): the category aggregates are.
 
 ``FeatureTimeline`` prepares the lines and tickets once, keeps every customer's aggregates and
-at each date recomputes those of the touched customers only, with the functions
-``compute_customer_features`` uses, on the same per-customer rows in the same order. The frame
-it returns equals ``compute_customer_features(...).frame`` bit for bit (the tests compare them
-week by week); a date before the previous one recomputes everyone.
+at each date recomputes what changed, with the functions ``compute_customer_features`` uses,
+on the same per-customer rows in the same order. The frame it returns equals
+``compute_customer_features(...).frame`` bit for bit (the tests compare them week by week); a
+date before the previous one recomputes everyone. A new aggregate that reads ``as_of`` must be
+added to the list above: the week-by-week tests fail until it is.
 
-Two details keep it exact. Product and category codes order each customer's (customer,
-category) pairs, whose float sums (category entropy) depend on that order in the last bit, and
-``prepare_lines`` draws the codes in order of first appearance in the cut; here a code is the
-position of its first line in the cut, which orders them the same way, and when a category's
-first line moves earlier (a customer sorted before bought it) the holders whose categories
-change order are recomputed. And the formulas run over the rows in customer order in one
-chunk, as in ``_feature_frame``, because a few float kernels round differently by position.
+Three details keep it exact. (1) Category codes order each customer's (customer, category)
+pairs, whose float sum in the category entropy depends on that order in the last bit, and
+``prepare_lines`` draws them in order of first appearance in the cut (polars' categorical
+codes, with no other categorical alive in the process); here a code is the position of its
+first line in the cut, which orders them the same way, and when a category's first line moves
+earlier (a customer sorted before bought it), its holders whose categories change order are
+recomputed. Product codes need none of this: ``product_aggregates`` ranks pairs by quantity.
+(2) When an order's lines carry one time each (the usual export), the order table of all the
+lines is built once and cut by date. (3) The formulas run over a frame laid out as
+``_feature_frame``'s (customer order, one chunk, plain columns): polars evaluates some float
+kernels differently by position and layout, and the last bit follows.
 """
 
 from dataclasses import dataclass
@@ -68,7 +74,8 @@ from quimbi_pipeline.core.schema import ORDER_LINE_SCHEMA, TICKET_SCHEMA
 Frame = pl.LazyFrame | pl.DataFrame
 
 RECENCY_COLUMNS = ("o_last90", "o_prev90")
-_CODED = ("product", "category")
+# Codes whose order reaches a float sum (see the module docstring): drawn per cut.
+_CODED = ("category",)
 _NONE = np.iinfo(np.int64).max  # no line of the code in the cut yet
 
 
@@ -181,7 +188,8 @@ class FeatureTimeline:
         wide = self._recounted(state.wide, cut.as_of)
         renewed = np.unique(self._line_customer[new])
         if renewed.size:
-            kept = wide.filter(~pl.col(CUSTOMER_CODE).is_in(pl.Series(renewed)))
+            renew = self._chosen(renewed)[wide.get_column(CUSTOMER_CODE).to_numpy()]
+            kept = wide.filter(~pl.Series(renew))
             fresh = self._aggregates(renewed, cut)
             wide = pl.concat([kept, fresh.select(kept.columns)])
         tickets = (self._ticket_ts > np.datetime64(state.as_of)) & (
@@ -241,9 +249,7 @@ class FeatureTimeline:
         coded = in_cut & (codes >= 0)
         holds = coded.copy()
         holds[coded] = moved[codes[coded]]
-        chosen = np.zeros(self._customers, dtype=bool)
-        chosen[self._line_customer[holds]] = True
-        rows = coded & chosen[self._line_customer]
+        rows = coded & self._chosen(self._line_customer[holds])[self._line_customer]
         held = codes[rows]
         pairs = (
             pl.DataFrame({"c": self._line_customer[rows], "old": old[held], "new": new[held]})
@@ -280,10 +286,15 @@ class FeatureTimeline:
             .select(wide.columns)
         )
 
-    def _cut_lines(self, customers: np.ndarray, cut: _Cut) -> pl.DataFrame:
-        """The prepared lines of ``customers`` in the cut, coded as prepare_lines codes them."""
+    def _chosen(self, customers: np.ndarray) -> np.ndarray:
+        """A mask over customer codes, true for ``customers``."""
         chosen = np.zeros(self._customers, dtype=bool)
         chosen[customers] = True
+        return chosen
+
+    def _cut_lines(self, customers: np.ndarray, cut: _Cut) -> pl.DataFrame:
+        """The prepared lines of ``customers`` in the cut, coded as prepare_lines codes them."""
+        chosen = self._chosen(customers)
         return self._lines.filter(pl.Series(cut.in_cut & chosen[self._line_customer])).with_columns(
             pl.col(c).replace_strict(
                 np.arange(cut.first_line[c].size), cut.first_line[c], return_dtype=pl.Int64
@@ -292,8 +303,8 @@ class FeatureTimeline:
         )
 
     def _cut_tickets(self, customers: np.ndarray, cut: _Cut) -> pl.DataFrame:
-        chosen = np.zeros(self._customers, dtype=bool)
-        chosen[customers] = True
+        """The prepared tickets of ``customers`` in the cut."""
+        chosen = self._chosen(customers)
         known = self._ticket_customer >= 0
         rows = (self._ticket_ts <= np.datetime64(cut.as_of)) & known
         rows[known] &= chosen[self._ticket_customer[known]]
@@ -305,9 +316,7 @@ class FeatureTimeline:
         if self._order_table is None:
             orders = order_table(lines)
         else:
-            chosen = np.zeros(self._customers, dtype=bool)
-            chosen[customers] = True
-            rows = chosen[self._order_table_customer] & (
+            rows = self._chosen(customers)[self._order_table_customer] & (
                 self._order_table_ts <= np.datetime64(cut.as_of)
             )
             orders = self._order_table.filter(pl.Series(rows))
@@ -341,9 +350,11 @@ def _features(wide: pl.DataFrame, as_of: datetime, *, use_tickets: bool) -> pl.D
         **product_feature_exprs(),
         **support_feature_exprs(as_of, use_tickets=use_tickets),
     }
-    # In customer order and one chunk, as _feature_frame has them: a row's position can move
-    # the last bit of some float kernels.
-    ordered = wide.sort(CUSTOMER_CODE).rechunk()
+    # Laid out as _feature_frame has them: in customer order, in one chunk, every column a
+    # plain series (concatenating one-row frames can leave a column stored as one repeated
+    # value). Polars evaluates some float kernels differently for such layouts, and the last
+    # bit of a formula follows.
+    ordered = pl.DataFrame(wide.sort(CUSTOMER_CODE).rechunk().get_columns())
     return ordered.select(CUSTOMER, *[exprs[c].cast(pl.Float64).alias(c) for c in columns]).sort(
         CUSTOMER
     )

@@ -154,7 +154,7 @@ class SnapshotSeries:
         previous = self._previous_rows(ids)
         columns = sorted({c for axis in self._models for c in self._columns[axis]})
         position = {c: i for i, c in enumerate(columns)}
-        values = features.select(columns).to_numpy().astype(np.float64, copy=False)
+        values = features.select(columns).to_numpy(order="c").astype(np.float64, copy=False)
         results: dict[str, AxisResult] = {}
         for axis, model in self._models.items():
             matrix = values[:, [position[c] for c in self._columns[axis]]]

@@ -1,15 +1,21 @@
 import math
 
+import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from quimbi_pipeline.core.drift import (
+    DRIFT_SUFFIX,
     MODEL_CHANGED,
     SEVERITIES,
     axis_drift,
+    axis_drift_long,
     customer_drift,
+    customer_drift_wide,
     severity,
     severity_counts,
+    thumbprint_drift,
     top_movers,
     transition_counts,
 )
@@ -204,3 +210,97 @@ def test_top_movers_orders_by_overall_drift_then_id() -> None:
     )
     assert top_movers(summary, n=3)["customer_id"].to_list() == ["c", "a", "b"]
     assert top_movers(summary, n=10)["customer_id"].to_list() == ["c", "a", "b", "d"]
+
+
+def _wide_snapshots(
+    rng: np.random.Generator, customers: list[str], segments: dict[str, int]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The same random snapshot twice: wide (one row per customer) and long."""
+    wide = pl.DataFrame({"customer_id": customers})
+    long_parts = []
+    for axis, k in sorted(segments.items()):
+        memberships = np.round(rng.dirichlet(np.full(k, 0.5), len(customers)), 3)
+        names = [f"{axis}_{j}" for j in range(k)]
+        dominant = [names[j] for j in memberships.argmax(axis=1)]
+        wide = wide.with_columns(
+            pl.Series(axis, memberships), pl.Series(f"{axis}__segment", dominant)
+        )
+        long_parts.append(
+            pl.DataFrame(
+                {
+                    "customer_id": customers,
+                    "axis": axis,
+                    "memberships": memberships.tolist(),
+                    "dominant_segment": dominant,
+                },
+                schema=_SCHEMA,
+            )
+        )
+    return wide, pl.concat(long_parts)
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_wide_drift_is_the_long_drift(shuffled: bool) -> None:
+    rng = np.random.default_rng(7)
+    before = [f"c{i:03d}" for i in range(200)]
+    # The usual week keeps last week's customers first and adds new ones; a shuffled or
+    # thinned one is joined by id.
+    after = [*before, "c900", "c901"]
+    if shuffled:
+        after = [c for c in rng.permutation(after).tolist() if c != "c005"]
+    previous, previous_long = _wide_snapshots(rng, before, {"price": 3, "timing": 2})
+    current, current_long = _wide_snapshots(rng, after, {"price": 3, "timing": 4})
+    wide = thumbprint_drift(previous, current)
+    assert wide.height == len(set(before) & set(after))
+    expected = axis_drift(previous_long, current_long, days_between=7)
+    assert_frame_equal(
+        axis_drift_long(wide, days_between=7).sort("customer_id", "axis"),
+        expected.sort("customer_id", "axis"),
+        check_exact=True,
+    )
+    assert_frame_equal(
+        customer_drift_wide(wide).sort("customer_id"),
+        customer_drift(expected),
+        check_exact=True,
+    )
+    # timing went from 2 to 4 segments: a re-fit model, not a distance.
+    assert wide["timing" + DRIFT_SUFFIX].null_count() == wide.height
+
+
+def test_wide_drift_of_a_refitted_axis_is_model_changed() -> None:
+    rng = np.random.default_rng(3)
+    ids = ["a", "b", "c"]
+    previous, _ = _wide_snapshots(rng, ids, {"price": 3, "timing": 2})
+    current, _ = _wide_snapshots(rng, ids, {"price": 3, "timing": 2})
+    long = axis_drift_long(thumbprint_drift(previous, current, refitted={"price"}), days_between=7)
+    price = long.filter(pl.col("axis") == "price")
+    assert price["drift"].null_count() == 3
+    assert set(price["severity"]) == {MODEL_CHANGED}
+    assert long.filter(pl.col("axis") == "timing")["drift"].null_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ([0.9, 0.1], [0.8, 0.2], "MINOR"),  # exactly 0.1
+        ([1.0, 0.0], [0.7, 0.3], "MODERATE"),  # exactly 0.3
+        ([0.8, 0.2, 0.0], [0.3, 0.2, 0.5], "SIGNIFICANT"),  # exactly 0.5
+        ([0.75, 0.25], [0.85, 0.15], "MINOR"),  # 0.1 from memberships with no exact binary form
+    ],
+)
+def test_a_move_of_exactly_a_band_floor_is_in_the_upper_band(
+    old: list[float], new: list[float], expected: str
+) -> None:
+    previous = _snapshot([("c1", "price", old, "a")])
+    current = _snapshot([("c1", "price", new, "a")])
+    row = _row(axis_drift(previous, current, days_between=7), "c1", "price")
+    assert row["severity"] == expected
+    wide_previous = pl.DataFrame(
+        {"customer_id": ["c1"], "price": [old], "price__segment": ["a"]},
+        schema_overrides={"price": pl.Array(pl.Float64, len(old))},
+    )
+    wide_current = wide_previous.with_columns(
+        pl.Series("price", [new], dtype=pl.Array(pl.Float64, len(new)))
+    )
+    wide = axis_drift_long(thumbprint_drift(wide_previous, wide_current), days_between=7)
+    assert wide["severity"].item() == expected

@@ -1,6 +1,6 @@
 """The retention cleanup job: thins old snapshots by type (daily 7 d ... yearly 5 y)."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
@@ -25,7 +25,8 @@ class RetentionConfig(dg.Config):
 def apply_snapshot_retention(
     context: dg.OpExecutionContext, config: RetentionConfig, postgres: PostgresResource
 ) -> dg.Output[int]:
-    """Deletes every snapshot date older than its type's retention, in one transaction."""
+    """Deletes every snapshot date older than its type's retention, and the drift reports
+    older than the weekly retention (the weekly snapshots they compare), in one transaction."""
     policy = RetentionPolicy(
         daily_days=config.daily_days,
         weekly_days=config.weekly_days,
@@ -47,16 +48,25 @@ def apply_snapshot_retention(
             else (frame["snapshot_date"].max() if frame.height else None)
         )
         expired = expired_snapshots(frame, today=today, policy=policy) if today else frame.clear()
-        deleted = 0
+        deleted = drift_deleted = 0
         for row in expired.iter_rows(named=True):
             deleted += conn.execute(statement("db/temporal.sql", "snapshot_delete"), row).rowcount
-    context.log.info(f"retention as of {today}: {expired.height} snapshot dates, {deleted} rows")
+        if today:
+            cutoff = today - timedelta(days=policy.weekly_days)
+            drift_deleted = conn.execute(
+                statement("db/temporal.sql", "drift_delete_before"), {"cutoff": cutoff}
+            ).rowcount
+    context.log.info(
+        f"retention as of {today}: {expired.height} snapshot dates, {deleted} rows; "
+        f"{drift_deleted} drift report rows"
+    )
     return dg.Output(
         deleted,
         metadata={
             "today": str(today),
             "snapshot_dates_deleted": expired.height,
             "rows_deleted": deleted,
+            "drift_rows_deleted": drift_deleted,
         },
     )
 

@@ -1,0 +1,116 @@
+"""Snapshots: SnapshotSeries equals take_snapshot; the shapes of a snapshot agree."""
+
+import json
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from quimbi_pipeline.core.assignment import DECIMALS
+from quimbi_pipeline.core.axes import AXES
+from quimbi_pipeline.core.features import compute_customer_features
+from quimbi_pipeline.core.generator import GenerateReport
+from quimbi_pipeline.core.segmentation import AxisModel, SegmentationConfig, fit_axis_model
+from quimbi_pipeline.core.snapshots import Snapshot, SnapshotSeries, take_snapshot
+from quimbi_pipeline_tests.datasets import ingest_to_lake
+
+# Small, quick models: these tests compare two ways of assigning, not the models' quality.
+QUICK = SegmentationConfig(k_max=3, subdivide=False)
+
+
+@pytest.fixture(scope="module")
+def shop_lake(
+    small_shop: GenerateReport, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    root = tmp_path_factory.mktemp("snapshot_lake")
+    files = [*small_shop.order_files, *small_shop.ticket_files]
+    lake = ingest_to_lake(files, root / "raw", root / "orders.parquet", root / "tickets.parquet")
+    return pl.read_parquet(lake.orders), pl.read_parquet(lake.tickets)
+
+
+@pytest.fixture(scope="module")
+def models(shop_lake: tuple[pl.DataFrame, pl.DataFrame]) -> dict[str, AxisModel]:
+    features = compute_customer_features(*shop_lake).frame
+    return {
+        axis.name: fit_axis_model(
+            axis.name,
+            features.select(axis.columns()).to_numpy(),
+            [f.name for f in axis.features],
+            [f.transform for f in axis.features],
+            {f.name: (f.high, f.low) for f in axis.features},
+            config=QUICK,
+            seed=0,
+        )
+        for axis in AXES
+    }
+
+
+def assert_same_snapshot(actual: Snapshot, expected: Snapshot) -> None:
+    assert actual.snapshot_date == expected.snapshot_date
+    assert_frame_equal(actual.wide(), expected.wide(), check_exact=True)
+    assert_frame_equal(actual.long(), expected.long(), check_exact=True)
+    assert_frame_equal(actual.thumbprints(), expected.thumbprints(), check_exact=True)
+
+
+def test_a_series_of_weekly_snapshots_equals_snapshots_taken_one_by_one(
+    shop_lake: tuple[pl.DataFrame, pl.DataFrame],
+    models: dict[str, AxisModel],
+    small_shop: GenerateReport,
+) -> None:
+    orders, tickets = shop_lake
+    series = SnapshotSeries(orders, tickets, models)
+    # Every week from May to the year's end, then back to the spring (the series starts over).
+    days = [small_shop.start + timedelta(days=7 * w + 5) for w in range(20, 53)]
+    days += [date(2023, 4, 1), date(2023, 4, 8), date(2023, 4, 9)]
+    customers = 0
+    for day in days:
+        expected = take_snapshot(orders, tickets, day, models)
+        assert_same_snapshot(series.take(day), expected)
+        customers = max(customers, expected.customers.height)
+    assert customers >= 300
+
+
+def test_dates_before_any_order_are_empty(
+    shop_lake: tuple[pl.DataFrame, pl.DataFrame], models: dict[str, AxisModel]
+) -> None:
+    series = SnapshotSeries(*shop_lake, models)
+    snapshot = series.take(date(2022, 6, 1))
+    assert snapshot.customers.height == 0 and snapshot.axes == {}
+    assert snapshot.long().height == 0
+    assert series.take(date(2023, 2, 1)).customers.height > 0
+
+
+def test_thumbprints_hold_the_rounded_memberships_and_the_dominant_segment(
+    shop_lake: tuple[pl.DataFrame, pl.DataFrame], models: dict[str, AxisModel]
+) -> None:
+    snapshot = take_snapshot(*shop_lake, date(2023, 9, 30), models)
+    rows = snapshot.thumbprints()
+    assert rows["customer_id"].to_list() == snapshot.customers["customer_id"].to_list()
+    for i in (0, rows.height // 2, rows.height - 1):
+        thumbprint = json.loads(rows["thumbprint"][i])
+        dominant = json.loads(rows["dominant_segments"][i])
+        assert sorted(thumbprint) == sorted(dominant) == sorted(models)
+        for axis, result in snapshot.axes.items():
+            memberships = np.asarray(thumbprint[axis])
+            np.testing.assert_array_equal(memberships, result.memberships[i])
+            np.testing.assert_array_equal(memberships, np.round(memberships, DECIMALS))
+            assert memberships.sum() == pytest.approx(1.0, abs=len(memberships) * 10**-DECIMALS)
+            # The dominant segment holds the largest membership (ties after rounding allowed).
+            names = models[axis].segment_names
+            assert memberships[names.index(dominant[axis])] == memberships.max()
+
+
+def test_wide_and_long_shapes_hold_the_same_memberships(
+    shop_lake: tuple[pl.DataFrame, pl.DataFrame], models: dict[str, AxisModel]
+) -> None:
+    snapshot = take_snapshot(*shop_lake, date(2023, 6, 30), models)
+    wide, long = snapshot.wide(), snapshot.long()
+    assert long.height == wide.height * len(models)
+    axis = "price_sensitivity"
+    from_long = long.filter(pl.col("axis") == axis).sort("customer_id")
+    np.testing.assert_array_equal(
+        np.vstack(from_long["memberships"].to_list()), wide[axis].to_numpy()
+    )
+    assert from_long["dominant_segment"].to_list() == wide[f"{axis}__segment"].to_list()
