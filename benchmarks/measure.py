@@ -35,6 +35,7 @@ class Measurement:
     max_rss_bytes: int
     tree_rss_peak_bytes: int
     postgres_peak_bytes: int
+    postgres_cpu_seconds: float
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
     timed_out: bool = False
@@ -50,6 +51,13 @@ class _Peaks:
     postgres: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
     timed_out: bool = False
+    # Per server process: CPU seconds when first seen and when last seen.
+    server_cpu: dict[int, list[float]] = field(default_factory=dict)
+
+    def postgres_cpu(self) -> float:
+        """CPU the server spent while the child ran (a process that exits between two samples
+        loses its last interval, so this is a slight underestimate)."""
+        return sum(last - first for first, last in self.server_cpu.values())
 
 
 def postmaster_pid(pgdata: Path) -> int | None:
@@ -100,7 +108,21 @@ def _sample(pid: int, pgdata: Path | None, peaks: _Peaks, interval: float) -> No
         peaks.tree = max(peaks.tree, tree)
         if server:
             peaks.postgres = max(peaks.postgres, _server_memory(server))
+            _track_cpu(server, peaks.server_cpu)
         peaks.stop.wait(interval)
+
+
+def _track_cpu(server: list[psutil.Process], seen: dict[int, list[float]]) -> None:
+    initial = not seen
+    for proc in server:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total = times.user + times.system
+        # A backend born after sampling started counts from zero; older ones from first sight.
+        first = seen.get(proc.pid, [total if initial else 0.0])[0]
+        seen[proc.pid] = [first, total]
 
 
 def run_measured(
@@ -162,6 +184,7 @@ def run_measured(
         max_rss_bytes=usage.ru_maxrss * KIB,
         tree_rss_peak_bytes=max(peaks.tree, usage.ru_maxrss * KIB),
         postgres_peak_bytes=peaks.postgres,
+        postgres_cpu_seconds=round(peaks.postgres_cpu(), 2),
         load_before=tuple(round(x, 2) for x in load_before),
         load_after=tuple(round(x, 2) for x in os.getloadavg()),
         timed_out=peaks.timed_out,

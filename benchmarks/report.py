@@ -55,6 +55,8 @@ def _notes(row: dict) -> str:
     notes = [f"cpu {row['cpu_seconds']:.0f} s", f"load {row['load_before'][0]:.1f}"]
     if row.get("postgres_peak_bytes"):
         notes.append(f"postgres {memory(row['postgres_peak_bytes'])}")
+    if (row.get("postgres_cpu_seconds") or 0) >= 1:
+        notes.append(f"postgres cpu {row['postgres_cpu_seconds']:.0f} s")
     for key, label in (
         ("order_lines", "lines"),
         ("rows_read", "lines"),

@@ -11,12 +11,15 @@ stage over every JSON file there) goes to --out. See benchmarks/README.md.
 """
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -227,6 +230,7 @@ def _row(
         "peak_rss_bytes": measured.max_rss_bytes,
         "tree_rss_peak_bytes": measured.tree_rss_peak_bytes,
         "postgres_peak_bytes": measured.postgres_peak_bytes,
+        "postgres_cpu_seconds": measured.postgres_cpu_seconds,
         "cpu_seconds": measured.cpu_seconds,
         "child_wall_seconds": measured.wall_seconds,
         "setup_seconds": setup_seconds,
@@ -272,6 +276,27 @@ def _commit() -> str:
 
 def bench_size(size: int, args: argparse.Namespace) -> dict:
     run = SizeRun(args.work, size, args)
+    with _exclusive(run.dir):
+        return _bench_size(run, args)
+
+
+@contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """One benchmark at a time per work folder: a second one would wipe the first's home."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(
+                f"{folder} is in use by another run_benchmarks.py; wait for it, or give this "
+                "one its own --work folder"
+            ) from None
+        yield
+
+
+def _bench_size(run: SizeRun, args: argparse.Namespace) -> dict:
+    size = run.size
     selected = [s for s in args.only or list(STAGES) if s not in (args.skip or [])]
     fresh = args.only is None or any(
         STAGES[MEASURED_WITH.get(s, s)].needs_fresh_home for s in selected
