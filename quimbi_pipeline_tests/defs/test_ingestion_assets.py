@@ -1,7 +1,6 @@
 """raw_orders and orders through dg.materialize, against a real PostgreSQL."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -10,7 +9,6 @@ import pytest
 
 from quimbi_pipeline.db.connection import connect
 from quimbi_pipeline.defs.ingestion.assets import orders, raw_orders
-from quimbi_pipeline.defs.partitions import DROP_PARTITIONS
 from quimbi_pipeline.defs.resources import LakeResource, PostgresResource
 from quimbi_pipeline.drops import Drop, DropRegistry
 from quimbi_pipeline.home import QuimbiHome
@@ -35,26 +33,6 @@ JANUARY_REJECTED = {
     "non_numeric_amount": 1,
     "duplicate_row": 1,
 }
-
-
-@pytest.fixture(scope="module")
-def _instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
-@pytest.fixture
-def instance(_instance: dg.DagsterInstance) -> dg.DagsterInstance:
-    """The module's instance without the partitions earlier tests added (it is slow to build)."""
-    for partitions in DROP_PARTITIONS.values():
-        for key in _instance.get_dynamic_partitions(partitions.name):
-            _instance.delete_dynamic_partition(partitions.name, key)
-    return _instance
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> QuimbiHome:
-    return QuimbiHome.at(tmp_path / "home").ensure()
 
 
 @pytest.fixture
