@@ -10,9 +10,10 @@ from polars.testing import assert_frame_equal
 
 from quimbi_pipeline.core.assignment import DECIMALS
 from quimbi_pipeline.core.axes import AXES
+from quimbi_pipeline.core.axis_models import fit_axis_on_frame
 from quimbi_pipeline.core.features import compute_customer_features
 from quimbi_pipeline.core.generator import GenerateReport
-from quimbi_pipeline.core.segmentation import AxisModel, SegmentationConfig, fit_axis_model
+from quimbi_pipeline.core.segmentation import AxisModel, SegmentationConfig
 from quimbi_pipeline.core.snapshots import Snapshot, SnapshotSeries, take_snapshot
 from quimbi_pipeline_tests.datasets import ingest_to_lake
 
@@ -33,18 +34,7 @@ def shop_lake(
 @pytest.fixture(scope="module")
 def models(shop_lake: tuple[pl.DataFrame, pl.DataFrame]) -> dict[str, AxisModel]:
     features = compute_customer_features(*shop_lake).frame
-    return {
-        axis.name: fit_axis_model(
-            axis.name,
-            features.select(axis.columns()).to_numpy(),
-            [f.name for f in axis.features],
-            [f.transform for f in axis.features],
-            {f.name: (f.high, f.low) for f in axis.features},
-            config=QUICK,
-            seed=0,
-        )
-        for axis in AXES
-    }
+    return {axis.name: fit_axis_on_frame(axis, features, config=QUICK) for axis in AXES}
 
 
 def assert_same_snapshot(actual: Snapshot, expected: Snapshot) -> None:

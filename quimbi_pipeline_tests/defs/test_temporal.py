@@ -18,11 +18,12 @@ import psycopg
 import pytest
 
 from quimbi_pipeline.core.axes import AXES
+from quimbi_pipeline.core.axis_models import fit_axis_on_frame
 from quimbi_pipeline.core.drift import DRIFT_SUFFIX, SEVERITIES, severity
 from quimbi_pipeline.core.features import compute_customer_features
 from quimbi_pipeline.core.generator import GenerateReport
 from quimbi_pipeline.core.retention import RetentionPolicy
-from quimbi_pipeline.core.segmentation import AxisModel, SegmentationConfig, fit_axis_model
+from quimbi_pipeline.core.segmentation import AxisModel, SegmentationConfig
 from quimbi_pipeline.core.snapshots import take_snapshot
 from quimbi_pipeline.db.connection import connect
 from quimbi_pipeline.db.migrations import apply_migrations
@@ -78,17 +79,7 @@ def models(lake: Path) -> dict[str, AxisModel]:
         pl.read_parquet(orders_path(home)), pl.read_parquet(tickets_path(home))
     ).frame
     quick = SegmentationConfig(k_max=3, subdivide=False)
-    return {
-        axis.name: fit_axis_model(
-            axis.name,
-            features.select(axis.columns()).to_numpy(),
-            [f.name for f in axis.features],
-            [f.transform for f in axis.features],
-            {f.name: (f.high, f.low) for f in axis.features},
-            config=quick,
-        )
-        for axis in AXES
-    }
+    return {axis.name: fit_axis_on_frame(axis, features, config=quick) for axis in AXES}
 
 
 @pytest.fixture

@@ -8,16 +8,16 @@ import polars as pl
 from pydantic import Field
 
 from quimbi_pipeline.core.axes import AXES
+from quimbi_pipeline.core.axis_models import axis_matrix, fit_axis_on_frame
 from quimbi_pipeline.core.segmentation import (
     AxisNotFittable,
     SegmentationConfig,
     assign_to_centroids,
-    fit_axis_model,
     match_segments,
 )
 from quimbi_pipeline.db.models_store import load_current_models
 from quimbi_pipeline.defs.resources import LakeResource, PostgresResource
-from quimbi_pipeline.defs.segmentation.models import axis_matrix, model_key
+from quimbi_pipeline.defs.segmentation.models import model_key
 from quimbi_pipeline.feature_store import load_features, sample_path
 
 SAMPLING_FIDELITY = "sampling_fidelity"
@@ -86,14 +86,8 @@ def sampling_fidelity(
             SegmentationConfig(algorithm=model.algorithm), k_min=model.k, k_max=model.k
         )
         try:
-            population_model = fit_axis_model(
-                axis.name,
-                axis_matrix(population, axis),
-                [f.name for f in axis.features],
-                [f.transform for f in axis.features],
-                {f.name: (f.high, f.low) for f in axis.features},
-                config=population_config,
-                seed=config.seed,
+            population_model = fit_axis_on_frame(
+                axis, population, config=population_config, seed=config.seed
             )
         except AxisNotFittable as problem:
             yield dg.AssetCheckResult(

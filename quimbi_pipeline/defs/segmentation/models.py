@@ -12,12 +12,12 @@ import polars as pl
 from pydantic import Field
 
 from quimbi_pipeline.core.axes import AXES, Axis
+from quimbi_pipeline.core.axis_models import fit_axis_on_frame
 from quimbi_pipeline.core.sampling import design_weights
 from quimbi_pipeline.core.segmentation import (
     AxisModel,
     AxisNotFittable,
     SegmentationConfig,
-    fit_axis_model,
 )
 from quimbi_pipeline.db.models_store import save_axis_model
 from quimbi_pipeline.defs.resources import LakeResource, PostgresResource
@@ -75,21 +75,13 @@ class ModelConfig(dg.Config):
         )
 
 
-def axis_matrix(frame: pl.DataFrame, axis: Axis) -> np.ndarray:
-    """The raw (untransformed) feature matrix of one axis, in the axis's feature order."""
-    return frame.select(axis.columns()).to_numpy().astype(np.float64, copy=False)
-
-
 def fit_axis(
     axis: Axis, sample_frame: pl.DataFrame, config: ModelConfig, weights: np.ndarray | None
 ) -> AxisModel:
     """Fits one axis on the sample with the configured search (and design weights)."""
-    return fit_axis_model(
-        axis.name,
-        axis_matrix(sample_frame, axis),
-        [f.name for f in axis.features],
-        [f.transform for f in axis.features],
-        {f.name: (f.high, f.low) for f in axis.features},
+    return fit_axis_on_frame(
+        axis,
+        sample_frame,
         config=config.segmentation(),
         seed=config.seed,
         sample_weight=weights,
