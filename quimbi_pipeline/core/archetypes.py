@@ -11,21 +11,21 @@ import json
 
 import polars as pl
 
-_PAIR_SEPARATOR = "|"
-_KEY_SEPARATOR = "="
+PAIR_SEPARATOR = "|"
+KEY_SEPARATOR = "="
 
 
 def archetype_id(signature: dict[str, str | None]) -> str:
     """The stable id of an axis -> segment map, independent of order; null segments are dropped."""
     pairs = sorted(
-        f"{axis}{_KEY_SEPARATOR}{segment}"
+        f"{axis}{KEY_SEPARATOR}{segment}"
         for axis, segment in signature.items()
         if segment is not None
     )
-    return _hash_key(_PAIR_SEPARATOR.join(pairs))
+    return hash_key(PAIR_SEPARATOR.join(pairs))
 
 
-def _hash_key(key: str) -> str:
+def hash_key(key: str) -> str:
     """The id of a signature key whose pairs are already sorted and joined."""
     digest = hashlib.sha1(key.encode("utf-8"), usedforsecurity=False)
     return "a_" + digest.hexdigest()[:12]
@@ -33,7 +33,7 @@ def _hash_key(key: str) -> str:
 
 def _signature_json(key: str) -> str:
     """The JSON object, sorted by axis, of a signature key built by ``archetype_frame``."""
-    pairs = (pair.split(_KEY_SEPARATOR, 1) for pair in key.split(_PAIR_SEPARATOR) if pair)
+    pairs = (pair.split(KEY_SEPARATOR, 1) for pair in key.split(PAIR_SEPARATOR) if pair)
     return json.dumps(dict(pairs), sort_keys=True)
 
 
@@ -51,7 +51,7 @@ def archetype_frame(dominant: pl.DataFrame) -> pl.DataFrame:
     names = dominant.select("customer_id", "axis", "dominant_segment")
     if names.select("customer_id", "axis").is_duplicated().any():
         raise ValueError("dominant must hold one row per customer_id and axis")
-    separators = f"[{_KEY_SEPARATOR}{_PAIR_SEPARATOR}]"
+    separators = f"[{KEY_SEPARATOR}{PAIR_SEPARATOR}]"
     bad = names.filter(
         pl.col("axis").str.contains(separators)
         | pl.col("dominant_segment").str.contains(separators)
@@ -60,17 +60,17 @@ def archetype_frame(dominant: pl.DataFrame) -> pl.DataFrame:
         raise ValueError(f"axis or segment names contain '=' or '|': {bad.head(3).rows()}")
     # Pair strings are sorted (not axes) so the key matches archetype_id's sorted pairs exactly.
     keys = names.group_by("customer_id").agg(
-        key=(pl.col("axis") + _KEY_SEPARATOR + pl.col("dominant_segment"))
+        key=(pl.col("axis") + KEY_SEPARATOR + pl.col("dominant_segment"))
         .drop_nulls()
         .sort()
-        .str.join(_PAIR_SEPARATOR)
+        .str.join(PAIR_SEPARATOR)
     )
     # Hashed in Python once per distinct signature, usually far fewer than customers.
     distinct = keys.get_column("key").unique().to_list()
     lookup = pl.DataFrame(
         {
             "key": distinct,
-            "archetype_id": [_hash_key(key) for key in distinct],
+            "archetype_id": [hash_key(key) for key in distinct],
             "signature": [_signature_json(key) for key in distinct],
         },
         schema={"key": pl.String(), "archetype_id": pl.String(), "signature": pl.String()},

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from quimbi_pipeline.core.archetypes import archetype_id
+from quimbi_pipeline.core.archetypes import KEY_SEPARATOR, PAIR_SEPARATOR, hash_key
 from quimbi_pipeline.core.segmentation import AxisModel, assign_to_centroids
 
 BELONGS_THRESHOLD = 0.2
@@ -213,9 +213,10 @@ def _json_objects(frame: pl.DataFrame) -> pl.Series:
 def archetype_columns(dominant: dict[str, pl.Series], height: int) -> pl.DataFrame:
     """``archetype_id`` and ``archetype_signature`` of each row of per-axis dominant segments.
 
-    The same ids and signatures as ``core.archetypes``: the id is ``archetype_id`` of the axis
-    -> segment map and the signature its JSON sorted by axis; both are computed once per
-    distinct combination, which is far fewer than customers. Null without any axis.
+    The same ids and signatures as ``core.archetypes``: the id hashes the sorted
+    ``axis=segment`` pairs and the signature is their JSON sorted by axis. The pairs are
+    joined column-wise; only the hash runs in Python, once per distinct combination (at 1M
+    customers on 14 axes about 400K). Null without any axis.
     """
     if not dominant:
         return pl.DataFrame(
@@ -224,21 +225,26 @@ def archetype_columns(dominant: dict[str, pl.Series], height: int) -> pl.DataFra
                 "archetype_signature": pl.Series([None] * height, dtype=pl.String),
             }
         )
-    axes = sorted(dominant)
+    # One pair per axis, so sorting the pair strings is sorting the axes by their pair string.
+    axes = sorted(dominant, key=lambda a: f"{a}{KEY_SEPARATOR}")
     wide = pl.DataFrame([dominant[a].alias(a) for a in axes])
-    distinct = wide.unique(maintain_order=True)
-    lookup = distinct.with_columns(
-        archetype_id=pl.Series(
-            [archetype_id(dict(zip(axes, row, strict=True))) for row in distinct.iter_rows()],
-            dtype=pl.String,
+    keys = wide.select(
+        key=pl.concat_str(
+            [pl.lit(f"{a}{KEY_SEPARATOR}") + pl.col(a) for a in axes], separator=PAIR_SEPARATOR
         ),
         archetype_signature=pl.lit("{")
         + pl.concat_str(
-            [pl.lit(json.dumps(a) + ': "') + pl.col(a) + '"' for a in axes], separator=", "
+            [pl.lit(json.dumps(a) + ': "') + pl.col(a) + '"' for a in sorted(axes)],
+            separator=", ",
         )
         + "}",
     )
-    return wide.join(lookup, on=axes, how="left", maintain_order="left").select(
+    distinct = keys.get_column("key").unique()
+    lookup = pl.DataFrame(
+        {"key": distinct, "archetype_id": [hash_key(k) for k in distinct.to_list()]},
+        schema={"key": pl.String, "archetype_id": pl.String},
+    )
+    return keys.join(lookup, on="key", how="left", maintain_order="left").select(
         "archetype_id", "archetype_signature"
     )
 
