@@ -222,6 +222,29 @@ def test_use_case_query_returns_rows(pipeline_run, query: Path) -> None:
     assert len(rows) >= 1
 
 
+@pytest.mark.parametrize("column", ["dominant_segments", "segment_memberships"])
+def test_segment_containment_is_served_by_a_gin_index(pipeline_run, column: str) -> None:
+    with connect(pipeline_run.database_url) as conn:
+        segment = conn.execute(
+            f"SELECT {column} -> 'purchase_value' FROM customer_profiles "
+            f"WHERE {column} IS NOT NULL LIMIT 1"
+        ).fetchone()[0]
+        probe = json.dumps({"purchase_value": segment})
+        conn.execute("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                f"EXPLAIN SELECT customer_id FROM customer_profiles WHERE {column} @> %s::jsonb",
+                [probe],
+            ).fetchall()
+        )
+        found = conn.execute(
+            f"SELECT count(*) FROM customer_profiles WHERE {column} @> %s::jsonb", [probe]
+        ).fetchone()[0]
+    assert f"customer_profiles_{column}" in plan
+    assert found >= 1
+
+
 def test_the_readme_use_cases_all_have_a_query() -> None:
     assert {q.stem for q in QUERIES} >= {
         "high_value_deal_hunters",
