@@ -35,8 +35,9 @@ class PostgresResource(dg.ConfigurableResource):
         apply_migrations(self.url)
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        conn = connect(self.url)
+    def connection(self, **settings: str) -> Iterator[psycopg.Connection]:
+        """A connection; ``settings`` are server settings for its session (``temp_buffers``)."""
+        conn = connect(self.url, settings=settings)
         try:
             yield conn
         finally:

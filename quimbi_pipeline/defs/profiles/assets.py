@@ -24,8 +24,13 @@ from quimbi_pipeline.defs.segmentation.models import model_key
 from quimbi_pipeline.feature_store import load_features, tickets_path
 
 EVERY_AXIS_ASSIGNED = "every_applicable_axis_assigned"
+# Batches assigned at once (threads: numpy and polars release the GIL).
+ASSIGNERS = 2
 # Connections writing profile batches at once: two keep both cores of a small machine busy.
 PROFILE_WRITERS = 2
+# Memory of a writer's session for its staging table (default 8MB): a batch of 1M customers
+# is about 250MB of staged rows, which would otherwise go through temporary files.
+STAGE_TEMP_BUFFERS = "256MB"
 
 
 @dg.asset(
@@ -47,12 +52,16 @@ def segment_assignments(
     models = {axis: m.model for axis, m in stored.items() if m.model is not None}
     version = model_set_version(stored)
     batches = features.with_columns(customer_batch(features["customer_id"], CUSTOMER_BATCHES))
-    assigned = 0
-    for key in context.partition_keys:
-        part = batches.filter(pl.col("batch") == int(key)).drop("batch")
-        result = assign_batch(part, models)
-        write_batch(home, int(key), result, version)
-        assigned += part.height
+
+    def assign(batch: int) -> int:
+        part = batches.filter(pl.col("batch") == batch).drop("batch")
+        write_batch(home, batch, assign_batch(part, models), version)
+        return part.height
+
+    # Two batches at a time: much of a batch's work (JSON text, parquet) runs on one core.
+    keys = [int(key) for key in context.partition_keys]
+    with ThreadPoolExecutor(max_workers=min(ASSIGNERS, len(keys))) as pool:
+        assigned = sum(pool.map(assign, keys))
     return dg.MaterializeResult(
         metadata={
             "customers_assigned": assigned,
@@ -98,7 +107,7 @@ def customer_profiles(
     def write(batch: int) -> BatchOutcome:
         long, customers = read_batch(home, batch)
         frame = profile_frame(batch, customers, features, ticket_only)
-        with postgres.connection() as conn:
+        with postgres.connection(temp_buffers=STAGE_TEMP_BUFFERS) as conn:
             counts = upsert_profile_batch(conn, batch, frame)
         ids = with_orders.filter(pl.col("batch") == batch)["customer_id"]
         return BatchOutcome.of(counts, frame, long, ids, axes)
