@@ -34,17 +34,48 @@ def copy_frame(cur: psycopg.Cursor, table: str, frame: pl.DataFrame) -> int:
     if frame.height == 0:
         return 0
     text_frame = _as_copy_text(frame)
-    query = _template("copy_csv", table=_table(table), columns=_columns(frame.columns))
+    # PostgreSQL's text format reads a line far faster than CSV, whose quote handling has to
+    # walk every doubled quote of JSON text (a sixth of the server's time of a profile upsert).
+    # It is used when no string holds a tab, line break or backslash, the characters the text
+    # format would need escaped; otherwise CSV.
+    plain = not _needs_text_escapes(text_frame)
+    query = _template(
+        "copy_text" if plain else "copy_csv",
+        table=_table(table),
+        columns=_columns(frame.columns),
+    )
     with cur.copy(query) as copy:
         for offset in range(0, frame.height, _CHUNK_ROWS):
             buffer = io.BytesIO()
-            # Strings are always quoted, so "" stays an empty string (an unquoted empty field
-            # is NULL) and a lone \. can never read as the end-of-data marker.
-            text_frame.slice(offset, _CHUNK_ROWS).write_csv(
-                buffer, include_header=False, quote_style="non_numeric"
-            )
+            chunk = text_frame.slice(offset, _CHUNK_ROWS)
+            if plain:
+                chunk.write_csv(
+                    buffer,
+                    include_header=False,
+                    separator="\t",
+                    quote_style="never",
+                    null_value="\\N",
+                )
+            else:
+                # Strings are always quoted, so "" stays an empty string (an unquoted empty
+                # field is NULL) and a lone \. can never read as the end-of-data marker.
+                chunk.write_csv(buffer, include_header=False, quote_style="non_numeric")
             copy.write(buffer.getbuffer())
     return frame.height
+
+
+def _needs_text_escapes(frame: pl.DataFrame) -> bool:
+    """Whether a string of ``frame`` holds a character COPY's text format must escape."""
+    textual = [
+        pl.col(name).cast(pl.String)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
+    ]
+    if not textual:
+        return False
+    special = ["\t", "\n", "\r", "\\"]
+    found = frame.select(pl.any_horizontal(e.str.contains_any(special).any() for e in textual))
+    return bool(found.item())
 
 
 def upsert_frame(

@@ -10,7 +10,13 @@ import psycopg
 import pytest
 
 from quimbi_pipeline.db.connection import connect
-from quimbi_pipeline.db.writes import copy_frame, replace_rows, upsert_frame
+from quimbi_pipeline.db.writes import (
+    _as_copy_text,
+    _needs_text_escapes,
+    copy_frame,
+    replace_rows,
+    upsert_frame,
+)
 
 TABLE_DDL = """
 CREATE TABLE items (
@@ -31,7 +37,7 @@ CREATE TABLE items (
 """
 TRICKY_STRINGS = [
     "",
-    "O'Brien said \"hi\"",
+    'O\'Brien said "hi"',
     "'); DROP TABLE items; --",
     "comma, separated\nand multi-line\r\nvalue",
     "\\.",
@@ -163,7 +169,7 @@ def test_values_round_trip_verbatim(conn: psycopg.Connection) -> None:
     attributes = pl.Series(
         "attributes",
         [{"bad_date": 3}, {"missing_customer": 1, "nested": {"a": [1, None]}}, None]
-        + [{"quote": "it's \"x\""}] * (count - 3),
+        + [{"quote": 'it\'s "x"'}] * (count - 3),
         dtype=pl.Object,
     )
     frame = pl.DataFrame(
@@ -197,6 +203,38 @@ def test_values_round_trip_verbatim(conn: psycopg.Connection) -> None:
     assert [row[8] for row in rows][:3] == [b"\x00\x01'\\", None, b""]
     # The table survived the SQL-looking strings, and defaults filled the missing column.
     assert conn.execute("SELECT count(created_at) FROM items").fetchone() == (count,)
+
+
+def test_frames_without_escapes_take_the_text_format_and_round_trip(
+    conn: psycopg.Connection,
+) -> None:
+    notes = ["", 'O\'Brien said "hi"', "'); DROP TABLE items; --", "NULL", "unicode é ✓", None]
+    count = len(notes)
+    when = dt.datetime(2024, 2, 29, 23, 59, 58, 123456)
+    frame = pl.DataFrame(
+        {
+            "item_id": [f"i{n}" for n in range(count)],
+            "drop_id": ["d1"] * count,
+            "note": notes,
+            "price": [float("inf"), float("-inf"), 0.1 + 0.2, None, 1e-300, -0.0],
+            "seen_at": [when, None] + [when] * (count - 2),
+            "active": [True, False, None] + [True] * (count - 3),
+            "tags": [["a", "b"], [], None] + [["q", "x y"]] * (count - 3),
+            "attributes": ['{"a": "b \\" c"}', None] + ['{"k": [1, null]}'] * (count - 2),
+        }
+    )
+    # The JSON text above holds a backslash: without that column the frame is escape-free.
+    assert _needs_text_escapes(_as_copy_text(frame))
+    frame = frame.drop("attributes")
+    assert not _needs_text_escapes(_as_copy_text(frame))
+    with conn.transaction(), conn.cursor() as cur:
+        assert copy_frame(cur, "items", frame) == count
+    rows = _rows(conn, "note, price, seen_at, active, tags")
+    assert [row[0] for row in rows] == notes
+    assert [row[1] for row in rows][:5] == [float("inf"), float("-inf"), 0.1 + 0.2, None, 1e-300]
+    assert [row[2] for row in rows][:2] == [when, None]
+    assert [row[3] for row in rows][:3] == [True, False, None]
+    assert [row[4] for row in rows][:4] == [["a", "b"], [], None, ["q", "x y"]]
 
 
 def test_lone_end_of_data_marker_is_stored_as_text(conn: psycopg.Connection) -> None:

@@ -8,6 +8,10 @@ SELECT pg_advisory_xact_lock(%(lock_key)s);
 -- name: copy_csv
 COPY {table} ({columns}) FROM STDIN (FORMAT csv);
 
+-- name: copy_text
+-- Tab-separated, \N for NULL; only for rows without tabs, line breaks or backslashes.
+COPY {table} ({columns}) FROM STDIN (FORMAT text);
+
 -- name: create_stage
 -- Only the frame's columns, with the target's types and none of its constraints or defaults.
 CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA;
