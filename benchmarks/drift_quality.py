@@ -12,7 +12,11 @@ writes: only the lake's numbers are needed). Scored against ``ground_truth/custo
   (change_date, change_date + 28 days], i.e. one of the 4 reports after the change, has drift
   MODERATE or worse (>= 0.3) on one of the customer's ``changed_axes`` ("on the axis"), or
   overall (mean over axes, "overall"). Changes in the last 4 weeks of the history are left
-  out (not enough reports).
+  out (not enough reports). A price or return change shows only in orders placed after it,
+  so each changer is also scored from its first order after the change: flagged if a report
+  dated in [that order's day, that day + 28 days) is MODERATE or worse on a changed axis
+  ("from the first order after the change"; changers with no such order, or whose window
+  runs past the history, are left out).
 - steady customers (no change, no churn, not a "growing" trajectory, first order at least 8
   weeks before the report): the share of their weekly reports with MODERATE or worse on any
   axis, or overall ("per report"), and the share of steady customers flagged at least once in
@@ -21,7 +25,9 @@ writes: only the lake's numbers are needed). Scored against ``ground_truth/custo
   last order + 90 days; drift fires on the first weekly report after the last order with
   MODERATE or worse on loyalty_trajectory or purchase_frequency, or overall. Lead = rule day
   - drift day (days earlier than the rule); churners whose rule day is after the history are
-  left out.
+  left out. The leads are also given per purchase_frequency persona: a weekly shopper (10-day
+  gaps) can be seen to be overdue weeks before the rule, an occasional one (180-day gaps)
+  cannot.
 
 Prints the numbers as markdown; ``--json`` writes them.
 """
@@ -163,6 +169,10 @@ def score(
         pl.col("ordered").mean().alias("with_order"),
         pl.col("on_axis").filter(pl.col("ordered")).mean().alias("on_axis_with_order"),
     ]
+    after_order = first_order_window(flagged, changers, order_days, axes, end)
+    per_changer = per_changer.join(after_order, on="customer_id", how="left")
+    rates.append(pl.col("after_first_order").mean())
+    rates.append(pl.col("after_first_order").count().alias("with_first_order"))
     by_kind = per_changer.group_by("kind").agg(rates).sort("kind")
     totals = per_changer.select(rates).row(0, named=True)
     reaction = (
@@ -179,6 +189,8 @@ def score(
         "flagged_any_axis": totals["any_axis"],
         "with_an_order_in_window": totals["with_order"],
         "flagged_on_changed_axis_with_order": totals["on_axis_with_order"],
+        "with_first_order_after_change": totals["with_first_order"],
+        "flagged_on_changed_axis_from_first_order": totals["after_first_order"],
         "by_kind": by_kind.to_dicts(),
         "moderate_on_changed_axis_after_weeks": reaction.to_dicts(),
     }
@@ -226,24 +238,77 @@ def score(
     silent = flagged.join(churners, on="customer_id").filter(
         pl.col("report_date") - timedelta(days=7) >= pl.col("last_order")
     )
-    leads = {}
-    for flag in ("churn_axes", "overall", "behavioral_axis"):
-        first = (
-            silent.filter(pl.col(flag))
-            .group_by("customer_id")
-            .agg(pl.col("report_date").min().alias("drift_date"), pl.col("rule_date").first())
-            .with_columns(lead=(pl.col("rule_date") - pl.col("drift_date")).dt.total_days())
+    leads = {
+        flag: churn_leads(silent, churners, flag)
+        for flag in ("churn_axes", "overall", "behavioral_axis")
+    }
+    by_persona = {
+        persona: churn_leads(
+            silent.filter(pl.col("persona__purchase_frequency") == persona),
+            churners.filter(pl.col("persona__purchase_frequency") == persona),
+            "churn_axes",
         )
-        lead = first["lead"]
-        leads[flag] = {
-            "flagged_share": first.height / max(1, churners.height),
-            "flagged_before_rule_share": int((lead > 0).sum()) / max(1, churners.height),
-            "lead_days_q25": lead.quantile(0.25),
-            "lead_days_median": lead.median(),
-            "lead_days_q75": lead.quantile(0.75),
-        }
-    results["churners"] = {"count": churners.height, "leads": leads}
+        for persona in sorted(churners["persona__purchase_frequency"].unique().drop_nulls())
+    }
+    results["churners"] = {
+        "count": churners.height,
+        "leads": leads,
+        "churn_axes_by_frequency_persona": by_persona,
+    }
     return results
+
+
+def churn_leads(silent: pl.DataFrame, churners: pl.DataFrame, flag: str) -> dict:
+    """Share flagged (before the rule) and lead days of the first silent report with ``flag``."""
+    first = (
+        silent.filter(pl.col(flag))
+        .group_by("customer_id")
+        .agg(pl.col("report_date").min().alias("drift_date"), pl.col("rule_date").first())
+        .with_columns(lead=(pl.col("rule_date") - pl.col("drift_date")).dt.total_days())
+    )
+    lead = first["lead"]
+    return {
+        "count": churners.height,
+        "flagged_share": first.height / max(1, churners.height),
+        "flagged_before_rule_share": int((lead > 0).sum()) / max(1, churners.height),
+        "lead_days_q25": lead.quantile(0.25),
+        "lead_days_median": lead.median(),
+        "lead_days_q75": lead.quantile(0.75),
+    }
+
+
+def first_order_window(
+    flagged: pl.DataFrame,
+    changers: pl.DataFrame,
+    order_days: pl.DataFrame,
+    axes: list[str],
+    end,
+) -> pl.DataFrame:
+    """Per changer with an order after the change (and 28 days of reports after that order):
+    ``after_first_order``, MODERATE+ on a changed axis in a report dated in [order day,
+    order day + 28 days)."""
+    first_order = (
+        order_days.join(changers, on="customer_id")
+        .filter(pl.col("day") > pl.col("change_date"))
+        .group_by("customer_id")
+        .agg(pl.col("day").min().alias("first_order"))
+        .filter(pl.col("first_order") + timedelta(days=WINDOW_DAYS) <= end)
+    )
+    window = (
+        flagged.join(changers, on="customer_id")
+        .join(first_order, on="customer_id")
+        .filter(
+            (pl.col("report_date") >= pl.col("first_order"))
+            & (pl.col("report_date") < pl.col("first_order") + timedelta(days=WINDOW_DAYS))
+        )
+    )
+    return (
+        window.with_columns(on_axis=on_changed_axis(axes))
+        .group_by("customer_id")
+        .agg(pl.col("on_axis").any().alias("after_first_order"))
+        .join(first_order.select("customer_id"), on="customer_id", how="right")
+        .select("customer_id", pl.col("after_first_order").fill_null(False))
+    )
 
 
 def on_changed_axis(axes: list[str]) -> pl.Expr:
@@ -266,18 +331,22 @@ def markdown(results: dict) -> str:
         "",
         "| planted changers: MODERATE+ in the 4 weekly reports after the change | customers "
         "| on a changed axis | overall | any axis | with an order in the 4 weeks "
-        "| on a changed axis, of those |",
-        "|---|---|---|---|---|---|---|",
+        "| on a changed axis, of those | with an order after the change "
+        "| on a changed axis within 4 weeks of that order |",
+        "|---|---|---|---|---|---|---|---|---|",
         f"| all | {ch['count']:,} | {pct(ch['flagged_on_changed_axis'])} "
         f"| {pct(ch['flagged_overall'])} | {pct(ch['flagged_any_axis'])} "
         f"| {pct(ch['with_an_order_in_window'])} "
-        f"| {pct(ch['flagged_on_changed_axis_with_order'])} |",
+        f"| {pct(ch['flagged_on_changed_axis_with_order'])} "
+        f"| {ch['with_first_order_after_change']:,} "
+        f"| {pct(ch['flagged_on_changed_axis_from_first_order'])} |",
     ]
     for row in ch["by_kind"]:
         lines.append(
             f"| {row['kind']} | {row['changers']:,} | {pct(row['on_axis'])} "
             f"| {pct(row['overall'])} | {pct(row['any_axis'])} | {pct(row['with_order'])} "
-            f"| {pct(row['on_axis_with_order'])} |"
+            f"| {pct(row['on_axis_with_order'])} | {row['with_first_order']:,} "
+            f"| {pct(row['after_first_order'])} |"
         )
     lines += [
         "",
@@ -308,7 +377,11 @@ def markdown(results: dict) -> str:
         "| flagged | before the 90-day rule | days earlier: q25 / median / q75 |",
         "|---|---|---|---|",
     ]
-    for label, lead in cu["leads"].items():
+    rows = [*cu["leads"].items()] + [
+        (f"churn_axes, {persona} ({lead['count']:,})", lead)
+        for persona, lead in cu["churn_axes_by_frequency_persona"].items()
+    ]
+    for label, lead in rows:
         lines.append(
             f"| {label} | {pct(lead['flagged_share'])} | {pct(lead['flagged_before_rule_share'])} "
             f"| {lead['lead_days_q25']} / {lead['lead_days_median']} / {lead['lead_days_q75']} |"

@@ -133,6 +133,16 @@ AXES: tuple[Axis, ...] = (
                 "mean over discounted orders of discount / gross, in [0, 1]; 0 if none"),
             _id("discount_share_of_spend", "discount_driven", "price_insensitive",
                 "sum(discount) / sum(gross), in [0, 1]"),
+            # The recent pair reads the last orders only: a lifetime share moves by 1 / orders
+            # with a new order, so a customer who turned deal hunter stayed in the full-price
+            # segment for months (drift_quality benchmark).
+            _id("recent_discounted_order_share", "recent_deal_taker", "recent_full_price",
+                "over the last min(2, orders) orders (by time): orders with discount > 0 / "
+                "those orders"),
+            _id("recent_discount_share_of_spend", "recently_discount_driven",
+                "recently_price_insensitive",
+                "over the last min(2, orders) orders (by time): sum(discount) / sum(gross), "
+                "in [0, 1]; 0 if their gross is 0"),
         ),
     ),
     Axis(
@@ -160,10 +170,11 @@ AXES: tuple[Axis, ...] = (
                 "0, 1/3, 2/3, 1 for tenure < 3, < 12, < 24, >= 24 months"),
             # Orders per tenure month is purchase_frequency__orders_per_month.
             _id("acceleration", "accelerating", "decelerating",
-                "(r - h) / (r + h), r = orders per day in the last 90 days, h = per day before; "
+                "(r - h) / (r + h), r = sum over orders of exp(-days from the order to as_of / "
+                "90) / 90 (decayed recent orders per day), h = distinct orders / tenure days; "
                 "0 if tenure <= 90 days or both 0"),
             # No recency signal here: "1 - days since last order / tenure" was dropped, it asks
-            # whether engagement has faded (loyalty_trajectory__churn_risk) and, clustered
+            # whether engagement has faded (loyalty_trajectory__overdue) and, clustered
             # here, cost the planted tenure bands 0.04-0.10 ARI on generated shops.
         ),
     ),
@@ -191,6 +202,13 @@ AXES: tuple[Axis, ...] = (
                 "orders with refund > 0 / orders"),
             _log("total_refund", "big_refunds", "small_refunds", "sum(refund)"),
             _id("has_returned", "has_returned", "never_returned", "1 if any refund > 0 else 0"),
+            # Recent as on price_sensitivity: a customer who starts returning shows it at once.
+            _id("recent_refund_rate", "recent_returner", "recent_keeper",
+                "over the last min(2, orders) orders (by time): sum(refund) / sum(gross), in "
+                "[0, 1] (1 if refunds without sales)"),
+            _id("recent_refunded_order_share", "recently_returning", "recently_keeping",
+                "over the last min(2, orders) orders (by time): orders with refund > 0 / "
+                "those orders"),
         ),
     ),
     # Always the orders' sales channels, also in shops with tickets (source "orders"). Tickets
@@ -249,11 +267,15 @@ AXES: tuple[Axis, ...] = (
             _id("recency_momentum", "gaining_momentum", "losing_momentum",
                 "(a - b) / (a + b), a orders in the last 90 days, b in the 90 before; 0 if both "
                 "0. The reference's flags are > 0.2 (a > 1.5b) and < -1/3 (a < 0.5b)"),
-            _id("churn_risk", "at_risk", "loyal",
-                "1 - exp(-days since last order / (2 * expected gap)), expected gap = mean gap, "
-                "or the population median of mean gaps with one purchase day, in [1, 3650]"),
             _id("active_month_share", "steady_loyalist", "sporadic_buyer",
                 "tenure months with an order / M tenure months"),
+            # Replaces churn_risk (1 - exp(-silence / (2 x expected gap)), still the
+            # churn_risk_score metric): it rose a little each week, so a lapsing customer's
+            # segment crept and drift flagged churners after the 90-day rule, if at all. The
+            # flag moves in one week, at two of the customer's own gaps.
+            _id("overdue", "overdue", "on_schedule",
+                "1 if days since last order >= 2 x mean gap (clipped to [1, 3650] days) else "
+                "0; 0 with one purchase day (no own cadence)"),
         ),
     ),
     Axis(

@@ -13,6 +13,14 @@ DAYS_PER_MONTH = 30.4375
 US_PER_DAY = 86_400_000_000
 # Windows of the recency signals (reference system: last 90 days vs the 90 before).
 RECENT_DAYS = 90
+# The last orders behind the recent price and return signals: one new order moves them by a
+# third or more, where it moves a lifetime share by 1 / orders.
+RECENT_ORDERS = 2
+# Time constant (days) of the exponentially decayed order count behind maturity acceleration.
+DECAY_DAYS = 90.0
+# Silence, in the customer's own mean gaps, after which loyalty_trajectory__overdue is 1. Gaps
+# of a steady buyer exceed twice their mean 4-13% of the time on generated shops (gamma gaps).
+OVERDUE_GAPS = 2.0
 # Bounds of the expected gap behind churn risk: a gap of 0 would make the risk infinite (a
 # reference defect), an unbounded one would make it 0 for ever.
 MIN_EXPECTED_GAP_DAYS = 1.0

@@ -14,11 +14,14 @@ from quimbi_pipeline.core.features_common import (
     CUSTOMER,
     CUSTOMER_CODE,
     DAYS_PER_MONTH,
+    DECAY_DAYS,
     DEFAULT_TYPICAL_GAP_DAYS,
     MAX_EXPECTED_GAP_DAYS,
     MIN_EXPECTED_GAP_DAYS,
     ORDER_CODE,
+    OVERDUE_GAPS,
     RECENT_DAYS,
+    RECENT_ORDERS,
     US_PER_DAY,
     channel_counts,
     channel_switches,
@@ -75,13 +78,20 @@ def order_aggregates(orders: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
         days_before=(pl.lit(as_of) - ts).dt.total_microseconds() / US_PER_DAY,
         switch=channel_switches(start, "channel"),
         splurge=value > 2 * value.mean().over(CUSTOMER_CODE),
+        orders=pl.len().over(CUSTOMER_CODE),
     ).with_columns(
         month_index=(
             (ts - pl.col("first_ts")).dt.total_microseconds() / (US_PER_DAY * DAYS_PER_MONTH)
-        ).floor()
+        ).floor(),
+        recent=pl.col("index") >= pl.col("orders") - RECENT_ORDERS,
+        # exp(days after the first order / DECAY_DAYS): times exp(-tenure / DECAY_DAYS) at
+        # as_of, their sum is the decayed order count, and the sum itself does not read as_of.
+        growth=(
+            (ts - pl.col("first_ts")).dt.total_microseconds() / (US_PER_DAY * DECAY_DAYS)
+        ).exp(),
     )
     new_month = pl.col("start") | (pl.col("month_index") != pl.col("month_index").shift(1))
-    days_before, disc = pl.col("days_before"), pl.col("disc")
+    days_before, disc, recent = pl.col("days_before"), pl.col("disc"), pl.col("recent")
     aggregates = (
         helpers.with_columns(pl.col(CUSTOMER_CODE).set_sorted())
         .group_by(CUSTOMER_CODE)
@@ -118,6 +128,13 @@ def order_aggregates(orders: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
             o_ch_n=pl.col("channel").count(),
             o_ch_switch=pl.col("switch").sum(),
             o_ch_live=pl.col("channel").is_in(LIVE_ORDER_CHANNELS).sum(),
+            o_recent_n=recent.sum(),
+            o_recent_gross=pl.when(recent).then(pl.col("gross")).otherwise(0.0).sum(),
+            o_recent_disc=pl.when(recent).then(disc).otherwise(0.0).sum(),
+            o_recent_disc_orders=(recent & (disc > 0)).sum(),
+            o_recent_ref=pl.when(recent).then(pl.col("ref")).otherwise(0.0).sum(),
+            o_recent_ref_orders=(recent & (pl.col("ref") > 0)).sum(),
+            o_growth_sum=pl.col("growth").sum(),
         )
         .join(channel_counts(orders, CUSTOMER_CODE, "channel", "o"), on=CUSTOMER_CODE, how="left")
     )
@@ -176,11 +193,21 @@ def order_feature_exprs(as_of: datetime, typical_gap: float) -> dict[str, pl.Exp
     typical = established.filter(n >= 2).median().fill_null(0.0)
     consistency = pl.when(n >= 2).then(established).otherwise(typical)
 
-    recent_rate = pl.col("o_last90") / float(RECENT_DAYS)
-    past_rate = ratio(n - pl.col("o_last90"), tenure_days - RECENT_DAYS)
+    # Decayed rather than windowed: an order leaving a 90-day window made the old formula jump
+    # from about 0 to -1 in one week, a move in the segments that no behavior caused.
+    decayed = pl.col("o_growth_sum") * (-tenure_days / DECAY_DAYS).exp()
+    recent_rate = decayed / DECAY_DAYS
+    lifetime_rate = ratio(n, tenure_days)
     acceleration = (
         pl.when(tenure_days > RECENT_DAYS)
-        .then(ratio(recent_rate - past_rate, recent_rate + past_rate))
+        .then(ratio(recent_rate - lifetime_rate, recent_rate + lifetime_rate))
+        .otherwise(0.0)
+    )
+    # A flag, not a level: a churning weekly shopper passes a gap a week, so steps (or the
+    # smooth churn risk) move the segment a little every week and never by 0.3 in one.
+    overdue = (
+        pl.when((n_gaps >= 1) & (since_last >= OVERDUE_GAPS * expected_gap))
+        .then(1.0)
         .otherwise(0.0)
     )
     months = (tenure_days / DAYS_PER_MONTH).floor() + 1.0
@@ -212,6 +239,12 @@ def order_feature_exprs(as_of: datetime, typical_gap: float) -> dict[str, pl.Exp
         "price_sensitivity__mean_discount_per_order": pl.col("o_disc") / n,
         "price_sensitivity__discount_depth": ratio(pl.col("o_depth_sum"), pl.col("o_disc_orders")),
         "price_sensitivity__discount_share_of_spend": share(pl.col("o_disc"), pl.col("o_gross")),
+        "price_sensitivity__recent_discounted_order_share": share(
+            pl.col("o_recent_disc_orders"), pl.col("o_recent_n")
+        ),
+        "price_sensitivity__recent_discount_share_of_spend": share(
+            pl.col("o_recent_disc"), pl.col("o_recent_gross")
+        ),
         "purchase_cadence__weekend_share": share(pl.col("o_weekend"), n),
         "purchase_cadence__business_hours_share": share(pl.col("o_business"), timed),
         "purchase_cadence__evening_share": share(pl.col("o_evening"), timed),
@@ -231,8 +264,8 @@ def order_feature_exprs(as_of: datetime, typical_gap: float) -> dict[str, pl.Exp
         "loyalty_trajectory__recency_momentum": ratio(
             pl.col("o_last90") - pl.col("o_prev90"), pl.col("o_last90") + pl.col("o_prev90")
         ),
-        "loyalty_trajectory__churn_risk": churn,
         "loyalty_trajectory__active_month_share": share(pl.col("o_active_months"), months),
+        "loyalty_trajectory__overdue": overdue,
         "value_sophistication__splurge_share": pl.when(n >= 2)
         .then(share(pl.col("o_splurge"), n))
         .otherwise(0.0),

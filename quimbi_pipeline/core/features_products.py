@@ -129,9 +129,9 @@ def category_aggregates(lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def refund_rate_expr() -> pl.Expr:
+def refund_rate_expr(gross: str = "o_gross", refund: str = "o_ref") -> pl.Expr:
     """Refunds over gross sales in [0, 1]; also the order proxy of problem escalation."""
-    gross, refund = pl.col("o_gross"), pl.col("o_ref")
+    gross, refund = pl.col(gross), pl.col(refund)
     return (
         pl.when(gross > 0)
         .then((refund / gross).clip(0.0, 1.0))
@@ -165,6 +165,10 @@ def product_feature_exprs() -> dict[str, pl.Expr]:
         "return_behavior__refunded_order_share": share(pl.col("o_ref_orders"), pl.col("o_n")),
         "return_behavior__total_refund": refund,
         "return_behavior__has_returned": (refund > 0).cast(pl.Float64),
+        "return_behavior__recent_refund_rate": refund_rate_expr("o_recent_gross", "o_recent_ref"),
+        "return_behavior__recent_refunded_order_share": share(
+            pl.col("o_recent_ref_orders"), pl.col("o_recent_n")
+        ),
         "product_knowledge__repeat_product_rate": share(
             pl.col("p_orders_sum") - n_prod, pl.col("p_orders_sum")
         ),

@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from quimbi_pipeline.core.axes import AXES, METRIC_COLUMNS, axis_columns
+from quimbi_pipeline.core.axes import AXES, METRIC_COLUMNS, axis, axis_columns
 from quimbi_pipeline.core.features import compute_customer_features
 from quimbi_pipeline.core.schema import ORDER_LINE_SCHEMA, TICKET_SCHEMA
 from quimbi_pipeline_tests.datasets import cdnow_master
@@ -151,6 +151,12 @@ def test_value_price_and_return_signals_by_hand():
     assert v["return_behavior__refunded_order_share"] == pytest.approx(1 / 3)
     assert v["return_behavior__total_refund"] == pytest.approx(4.0)
     assert v["return_behavior__has_returned"] == 1.0
+    # the recent signals read the last 2 orders only (o2, o3)
+    assert v["price_sensitivity__recent_discounted_order_share"] == pytest.approx(1 / 2)
+    assert v["price_sensitivity__recent_discount_share_of_spend"] == pytest.approx(5 / 55)
+    assert v["return_behavior__recent_refund_rate"] == pytest.approx(4 / 55)
+    assert v["return_behavior__recent_refunded_order_share"] == pytest.approx(1 / 2)
+    assert w["price_sensitivity__recent_discounted_order_share"] == 0.0
 
 
 def test_product_and_category_signals_by_hand():
@@ -200,6 +206,7 @@ def test_cadence_shares_by_hand():
 
 def test_trajectory_signals_by_hand():
     lines = [line("l", f"o{d}", d) for d in (0, 100, 190, 200)] + [line("m", "m0", 50)]
+    lines += [line("n", f"n{d}", d) for d in (150, 160, 170)]
     result = compute_customer_features(frame(lines))
     loyal = row(result, "l")
     # 2 orders in the last 90 days, 1 in the 90 before
@@ -207,8 +214,15 @@ def test_trajectory_signals_by_hand():
     # 7 tenure months, order months 0, 3, 6, 6
     assert loyal["loyalty_trajectory__order_trend"] == pytest.approx((3.75 - 3) * 12 / 48)
     assert loyal["loyalty_trajectory__active_month_share"] == pytest.approx(3 / 7)
-    # 2 orders per 90 days now vs 2 per 110 days before
-    assert loyal["customer_maturity__acceleration"] == pytest.approx(0.1)
+    # decayed recent orders per day against 4 orders in 200 days
+    recent = sum(math.exp(-(200 - d) / 90) for d in (0, 100, 190, 200)) / 90
+    assert loyal["customer_maturity__acceleration"] == pytest.approx(
+        (recent - 4 / 200) / (recent + 4 / 200)
+    )
+    assert loyal["loyalty_trajectory__overdue"] == 0.0
+    # 30 silent days on a 10-day cadence: overdue; one purchase day: no cadence, never overdue
+    assert row(result, "n")["loyalty_trajectory__overdue"] == 1.0
+    assert row(result, "m")["loyalty_trajectory__overdue"] == 0.0
     assert loyal["customer_maturity__lifecycle_stage"] == pytest.approx(1 / 3)
 
 
@@ -221,7 +235,7 @@ def test_one_order_customers_get_documented_defaults():
     assert s["purchase_frequency__mean_gap_days"] == pytest.approx(15.0)
     assert t["purchase_frequency__mean_gap_days"] == pytest.approx(30.0)
     assert s["churn_risk_score"] == pytest.approx(1 - math.exp(-10 / 30))
-    assert s["loyalty_trajectory__churn_risk"] == s["churn_risk_score"]
+    assert s["loyalty_trajectory__overdue"] == 0.0
     for feature in (
         "purchase_frequency__regularity",
         "loyalty_trajectory__value_trend",
@@ -388,7 +402,9 @@ def test_present_but_constant_inputs_make_an_axis_not_applicable():
     price = result.applicability["price_sensitivity"]
     assert not price.applicable
     assert price.reason == "every feature has the same value for all 5 customers"
-    assert len(result.constant_features["price_sensitivity"]) == 4
+    assert len(result.constant_features["price_sensitivity"]) == len(
+        axis("price_sensitivity").features
+    )
     assert result.applicability["purchase_value"].applicable
 
 

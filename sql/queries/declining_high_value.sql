@@ -1,5 +1,5 @@
 -- Declining customers with high lifetime value: top-20% value whose loyalty trajectory is
--- mostly in fading segments (fading_loyalty, spend_falling, losing_momentum, at_risk,
+-- mostly in fading segments (fading_loyalty, spend_falling, losing_momentum, overdue,
 -- sporadic_buyer, or "typical_..._lower_<growth feature>"), or whose churn risk is high.
 -- Ordered by value at stake.
 WITH value_cut AS (
@@ -11,9 +11,9 @@ fading AS (
     SELECT p.customer_id, sum(m.membership::numeric) AS fading_membership
     FROM customer_profiles p,
          jsonb_each_text(p.fuzzy_memberships -> 'loyalty_trajectory') AS m(segment, membership)
-    WHERE m.segment ~ ('(fading_loyalty|spend_falling|losing_momentum|at_risk|sporadic_buyer'
+    WHERE m.segment ~ ('(fading_loyalty|spend_falling|losing_momentum|overdue|sporadic_buyer'
                        '|lower_(order_trend|value_trend|recency_momentum|active_month_share)'
-                       '|higher_churn_risk)')
+                       '|higher_overdue)')
     GROUP BY p.customer_id
 )
 SELECT p.customer_id,
