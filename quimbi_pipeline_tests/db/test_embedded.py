@@ -21,8 +21,14 @@ from quimbi_pipeline.db.exit_signals import exit_handler
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Run by a child interpreter: start (or attach), prove the server answers, then wait or exit.
+# The child starts from default signal dispositions, like a process started from a terminal.
+# An ignored SIGTERM is inherited across exec and deliberately kept ignored (nohup); the pytest
+# process may have one, e.g. when it runs in the background of a non-interactive shell (SIGINT
+# ignored) after Dagster mapped SIGTERM to SIGINT's disposition.
 CHILD = """
-import sys, time
+import signal, sys, time
+for signum in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(signum, signal.SIG_DFL)
 from quimbi_pipeline.db.connection import connect
 from quimbi_pipeline.db.embedded import EmbeddedPostgres
 pg = EmbeddedPostgres(sys.argv[1]).start()
