@@ -1,6 +1,7 @@
 """Assignment of every customer to every axis model, and their profiles in PostgreSQL."""
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import dagster as dg
 import polars as pl
@@ -104,18 +105,31 @@ def customer_profiles(
         axes = {axis for axis, m in load_current_models(conn).items() if m.model is not None}
     batches = [int(key) for key in context.partition_keys]
 
-    def write(batch: int) -> BatchOutcome:
-        long, customers = read_batch(home, batch)
-        frame = profile_frame(batch, customers, features, ticket_only)
-        with postgres.connection(temp_buffers=STAGE_TEMP_BUFFERS) as conn:
-            counts = upsert_profile_batch(conn, batch, frame)
+    # Frames built and not yet written: each writer has one in the server and one waiting.
+    slots = threading.Semaphore(2 * PROFILE_WRITERS)
+
+    def prepare(batch: int) -> tuple[int, pl.DataFrame, pl.DataFrame]:
+        slots.acquire()
+        # The long table only for the outcome's coverage and distribution: not the vectors.
+        long, customers = read_batch(home, batch, ["customer_id", "axis", "dominant_segment"])
+        return batch, long, profile_frame(batch, customers, features, ticket_only)
+
+    def write(prepared: Future) -> BatchOutcome:
+        try:
+            batch, long, frame = prepared.result()
+            with postgres.connection(temp_buffers=STAGE_TEMP_BUFFERS) as conn:
+                counts = upsert_profile_batch(conn, batch, frame)
+        finally:
+            slots.release()
         ids = with_orders.filter(pl.col("batch") == batch)["customer_id"]
         return BatchOutcome.of(counts, frame, long, ids, axes)
 
-    # Batches are independent transactions on their own connections: the server parses and
-    # indexes one batch while this process encodes the next.
-    with ThreadPoolExecutor(max_workers=min(PROFILE_WRITERS, len(batches))) as pool:
-        outcomes = list(pool.map(write, batches))
+    # Batches are independent transactions on their own connections. One thread reads and
+    # encodes the next batches while the writers' server sessions parse and store theirs, so
+    # the server never waits for this process.
+    writers = min(PROFILE_WRITERS, len(batches))
+    with ThreadPoolExecutor(1) as preparer, ThreadPoolExecutor(writers) as pool:
+        outcomes = list(pool.map(write, [preparer.submit(prepare, b) for b in batches]))
     total = BatchOutcome.combine(outcomes)
     share = total.complete / total.segmented if total.segmented else 1.0
     return dg.MaterializeResult(

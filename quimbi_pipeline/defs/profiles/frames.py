@@ -36,13 +36,17 @@ def write_batch(home: QuimbiHome, batch: int, result: BatchAssignment, version: 
         old.rmdir()
 
 
-def read_batch(home: QuimbiHome, batch: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+def read_batch(
+    home: QuimbiHome, batch: int, long_columns: list[str] | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A batch's long table (only ``long_columns`` when given) and per-customer table."""
     folder = assignment_dir(home) / f"batch_{batch:02d}"
     if not folder.exists():
         raise FileNotFoundError(
             f"{folder}: segment_assignments of batch {batch:02d} is not materialized yet"
         )
-    return pl.read_parquet(folder / "long.parquet"), pl.read_parquet(folder / "customers.parquet")
+    long = pl.read_parquet(folder / "long.parquet", columns=long_columns)
+    return long, pl.read_parquet(folder / "customers.parquet")
 
 
 def profile_frame(
