@@ -125,8 +125,8 @@ def customer_profiles(
         return BatchOutcome.of(counts, frame, long, ids, axes)
 
     # Batches are independent transactions on their own connections. One thread reads and
-    # encodes the next batches while the writers' server sessions parse and store theirs, so
-    # the server never waits for this process.
+    # joins the next batches while the writers' server sessions parse and store theirs, so a
+    # writer seldom waits for its next frame.
     writers = min(PROFILE_WRITERS, len(batches))
     with ThreadPoolExecutor(1) as preparer, ThreadPoolExecutor(writers) as pool:
         outcomes = list(pool.map(write, [preparer.submit(prepare, b) for b in batches]))
