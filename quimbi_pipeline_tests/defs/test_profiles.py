@@ -140,6 +140,21 @@ def test_every_profile_has_a_segment_on_every_fitted_axis(pipeline: Pipeline) ->
         assert row["archetype_id"].startswith("a_")
 
 
+def test_a_batch_without_assignments_fails_the_run_and_the_others_are_written(
+    pipeline: Pipeline,
+) -> None:
+    assert pipeline.materialize(segment_assignments).success
+    shutil.rmtree(pipeline.home.asset_dir("segment_assignments") / "batch_03")
+    result = pipeline.materialize(customer_profiles, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "segment_assignments of batch 03 is not materialized yet" in str(
+        failure.step_failure_data.error
+    )
+    batches = {row["customer_batch"] for row in pipeline.rows()}
+    assert batches == set(range(CUSTOMER_BATCHES)) - {3}
+
+
 def test_check_fails_for_customers_without_assignments(pipeline: Pipeline) -> None:
     assert pipeline.materialize().success
     # Features gain a customer after the assignments ran: its profile would lack segments.

@@ -127,9 +127,13 @@ def customer_profiles(
     # Batches are independent transactions on their own connections. One thread reads and
     # joins the next batches while the writers' server sessions parse and store theirs, so a
     # writer seldom waits for its next frame.
+    # Every write is submitted up front and none is cancelled when another fails (as map
+    # would): each write frees its frame's slot, so the preparer can never wait for ever, and
+    # a failed batch leaves the others written.
     writers = min(PROFILE_WRITERS, len(batches))
     with ThreadPoolExecutor(1) as preparer, ThreadPoolExecutor(writers) as pool:
-        outcomes = list(pool.map(write, [preparer.submit(prepare, b) for b in batches]))
+        written = [pool.submit(write, preparer.submit(prepare, b)) for b in batches]
+        outcomes = [future.result() for future in written]
     total = BatchOutcome.combine(outcomes)
     share = total.complete / total.segmented if total.segmented else 1.0
     return dg.MaterializeResult(
