@@ -9,8 +9,10 @@ import skfuzzy
 from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_info
 
 from quimbi_pipeline.core import segmentation
+from quimbi_pipeline.core.axis_models import map_axes
 from quimbi_pipeline.core.segment_naming import name_segments
 from quimbi_pipeline.core.segment_search import silhouette_from_distances, weighted_cmeans
 from quimbi_pipeline.core.segmentation import (
@@ -185,6 +187,20 @@ def test_same_seed_same_model_and_names_stable_across_seeds(four_blobs):
     # No fit touches numpy's global generator (skfuzzy's seed= would).
     after = np.random.get_state()
     assert global_state[0] == after[0] and np.array_equal(global_state[1], after[1])
+
+
+def test_axes_fitted_two_at_a_time_are_the_models_of_a_loop_in_order():
+    # Different data per item, so a result landing in another item's place would show.
+    datasets = [blobs(TETRA, [150 + 25 * i] * 4, 1.0, seed=i)[0] for i in range(5)]
+
+    def fit(X):
+        return fit_axis_model("purchase_frequency", X, NAMES3, IDENTITY3, {}, seed=0).to_dict()
+
+    limits_before = threadpool_info()
+    in_parallel = list(map_axes(fit, datasets, threads=2))
+    assert in_parallel == [fit(X) for X in datasets]
+    # Fits leave the process's BLAS/OpenMP thread limits as they found them.
+    assert threadpool_info() == limits_before
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

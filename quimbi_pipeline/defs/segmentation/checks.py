@@ -7,9 +7,10 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from quimbi_pipeline.core.axes import AXES
-from quimbi_pipeline.core.axis_models import axis_matrix, fit_axis_on_frame
+from quimbi_pipeline.core.axes import AXES, Axis
+from quimbi_pipeline.core.axis_models import axis_matrix, fit_axis_on_frame, map_axes
 from quimbi_pipeline.core.segmentation import (
+    AxisModel,
     AxisNotFittable,
     SegmentationConfig,
     assign_to_centroids,
@@ -65,12 +66,34 @@ def sampling_fidelity(
     )
     with postgres.connection() as conn:
         stored = load_current_models(conn)
-    for axis in AXES:
-        check_key = dg.AssetCheckKey(model_key(axis.name), SAMPLING_FIDELITY)
-        if check_key not in context.selected_asset_check_keys:
-            continue
+    selected = [
+        axis
+        for axis in AXES
+        if dg.AssetCheckKey(model_key(axis.name), SAMPLING_FIDELITY)
+        in context.selected_asset_check_keys
+    ]
+
+    def population_fit(axis: Axis) -> AxisModel | AxisNotFittable | None:
+        """The population model of an axis at its stored model's k, or why there is none."""
         current = stored.get(axis.name)
         if current is None or current.model is None or held_out.height == 0:
+            return None
+        # Same search, k fixed to the sample model's k: the question is where the centres
+        # land, not whether another k would score better on more data.
+        model = current.model
+        population_config = replace(
+            SegmentationConfig(algorithm=model.algorithm), k_min=model.k, k_max=model.k
+        )
+        try:
+            return fit_axis_on_frame(axis, population, config=population_config, seed=config.seed)
+        except AxisNotFittable as problem:
+            return problem
+
+    # Two axes are fitted at a time (map_axes); results come back in axis order.
+    for axis, population_model in zip(selected, map_axes(population_fit, selected), strict=True):
+        check_key = dg.AssetCheckKey(model_key(axis.name), SAMPLING_FIDELITY)
+        current = stored.get(axis.name)
+        if population_model is None:
             why = current.reason if current is not None else "no model stored yet"
             yield dg.AssetCheckResult(
                 asset_key=check_key.asset_key,
@@ -79,24 +102,15 @@ def sampling_fidelity(
                 metadata={"not_applicable": why or "no customers outside the sample"},
             )
             continue
-        model = current.model
-        # Same search, k fixed to the sample model's k: the question is where the centres
-        # land, not whether another k would score better on more data.
-        population_config = replace(
-            SegmentationConfig(algorithm=model.algorithm), k_min=model.k, k_max=model.k
-        )
-        try:
-            population_model = fit_axis_on_frame(
-                axis, population, config=population_config, seed=config.seed
-            )
-        except AxisNotFittable as problem:
+        if isinstance(population_model, AxisNotFittable):
             yield dg.AssetCheckResult(
                 asset_key=check_key.asset_key,
                 check_name=SAMPLING_FIDELITY,
                 passed=False,
-                metadata={"population_fit_failed": problem.reason},
+                metadata={"population_fit_failed": population_model.reason},
             )
             continue
+        model = current.model
         matrix = axis_matrix(held_out, axis)
         from_sample = assign_to_centroids(model, matrix).dominant
         from_population = assign_to_centroids(population_model, matrix).dominant

@@ -12,7 +12,7 @@ import polars as pl
 from pydantic import Field
 
 from quimbi_pipeline.core.axes import AXES, Axis
-from quimbi_pipeline.core.axis_models import fit_axis_on_frame
+from quimbi_pipeline.core.axis_models import fit_axis_on_frame, map_axes
 from quimbi_pipeline.core.sampling import design_weights
 from quimbi_pipeline.core.segmentation import (
     AxisModel,
@@ -143,18 +143,23 @@ def segment_models(
     sample_frame = features.frame.join(weighted, on="customer_id", how="inner").sort("customer_id")
     weights = sample_frame.get_column("weight").to_numpy() if config.weight_by_design else None
     selected_checks = context.selected_asset_check_keys
+    selected = [axis for axis in AXES if model_key(axis.name) in context.selected_asset_keys]
+
+    def fit(axis: Axis) -> tuple[AxisModel | None, str | None]:
+        applicability = features.applicability[axis.name]
+        if not applicability.applicable:
+            return None, applicability.reason
+        try:
+            return fit_axis(axis, sample_frame, config, weights), applicability.reason
+        except AxisNotFittable as problem:
+            return None, problem.reason
+
+    # Axes are fitted two at a time; each is stored and reported as soon as it and the axes
+    # before it are done.
     with postgres.connection() as conn:
-        for axis in AXES:
+        for axis, (model, reason) in zip(selected, map_axes(fit, selected), strict=True):
             key = model_key(axis.name)
-            if key not in context.selected_asset_keys:
-                continue
             applicability = features.applicability[axis.name]
-            model, reason = None, applicability.reason
-            if applicability.applicable:
-                try:
-                    model = fit_axis(axis, sample_frame, config, weights)
-                except AxisNotFittable as problem:
-                    reason = problem.reason
             version = save_axis_model(
                 conn,
                 axis.name,
