@@ -12,6 +12,7 @@ array and one dominant segment per axis), ``thumbprints()`` for PostgreSQL (JSON
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -238,3 +239,36 @@ def _rounded(result: AxisResult) -> AxisResult:
 
 def _customers(features: pl.DataFrame) -> pl.DataFrame:
     return features.select(CUSTOMER_COLUMNS)
+
+
+def snapshot_chains(
+    first: list[date],
+    rest: list[date],
+    weight: Callable[[date], float],
+    chains: int = 2,
+    min_days: int = 4,
+) -> list[list[date]]:
+    """Splits the dates of a backfill into runs of ``SnapshotSeries``, one run per thread.
+
+    ``first`` and ``rest`` are rising, and every date of ``rest`` is before every date of
+    ``first``. ``first`` starts the first run (the dates written to PostgreSQL: the server
+    parses them while the rest are computed). ``rest`` is cut where the weights (the work of a
+    date, about its number of customers) of the two runs balance: its later part ends the first
+    run and its earlier part is the second. A run starts with a full computation, and the first
+    one makes another where it steps back from ``first`` to ``rest``, so with fewer than
+    ``min_days`` dates for each run the dates stay in one run.
+
+    Returns:
+        One or two lists of dates, each to be taken in its order by one series.
+    """
+    if chains < 2 or not rest or len(first) + len(rest) < 2 * min_days:
+        return [first + rest]
+    weights = np.array([weight(day) for day in rest], dtype=np.float64)
+    half = (weights.sum() + sum(weight(day) for day in first)) / 2
+    # The earliest dates whose work reaches half of the whole, at least min_days of them.
+    cut = int(np.searchsorted(np.cumsum(weights), half)) + 1
+    cut = min(max(cut, min_days), len(rest))
+    earlier, later = rest[:cut], rest[cut:]
+    if len(first) + len(later) < min_days:
+        return [first + rest]
+    return [first + later, earlier]

@@ -14,7 +14,12 @@ from quimbi_pipeline.core.axis_models import fit_axis_on_frame
 from quimbi_pipeline.core.features import compute_customer_features
 from quimbi_pipeline.core.generator import GenerateReport
 from quimbi_pipeline.core.segmentation import AxisModel, SegmentationConfig
-from quimbi_pipeline.core.snapshots import Snapshot, SnapshotSeries, take_snapshot
+from quimbi_pipeline.core.snapshots import (
+    Snapshot,
+    SnapshotSeries,
+    snapshot_chains,
+    take_snapshot,
+)
 from quimbi_pipeline_tests.datasets import ingest_to_lake
 
 # Small, quick models: these tests compare two ways of assigning, not the models' quality.
@@ -104,3 +109,34 @@ def test_wide_and_long_shapes_hold_the_same_memberships(
         np.vstack(from_long["memberships"].to_list()), wide[axis].to_numpy()
     )
     assert from_long["dominant_segment"].to_list() == wide[f"{axis}__segment"].to_list()
+
+
+def _weeks(first: date, count: int) -> list[date]:
+    return [first + timedelta(weeks=i) for i in range(count)]
+
+
+def test_a_long_backfill_is_split_in_two_runs_of_balanced_work() -> None:
+    rest, first = _weeks(date(2024, 1, 6), 30), _weeks(date(2024, 8, 3), 8)
+    # Work grows with the date, as the number of customers does.
+    weight = {day: float(i + 1) for i, day in enumerate(rest + first)}
+    later, earlier = snapshot_chains(first, rest, weight.__getitem__)
+    # The dates written to PostgreSQL start the first run; every date is taken exactly once,
+    # each run rising except for the one step back from those dates to the rest.
+    assert later[: len(first)] == first
+    assert sorted(later + earlier) == sorted(first + rest)
+    assert earlier == sorted(earlier) and later[len(first) :] == sorted(later[len(first) :])
+    assert max(earlier) < min(later[len(first) :])
+    work = [sum(weight[d] for d in run) for run in (later, earlier)]
+    assert abs(work[0] - work[1]) <= max(weight.values())
+
+
+@pytest.mark.parametrize(
+    ("first", "rest", "chains"),
+    [
+        (_weeks(date(2024, 8, 3), 8), _weeks(date(2024, 1, 6), 30), 1),  # one thread asked
+        (_weeks(date(2024, 8, 3), 8), [], 2),  # nothing before the stored dates
+        (_weeks(date(2024, 8, 3), 2), _weeks(date(2024, 1, 6), 4), 2),  # too few dates
+    ],
+)
+def test_short_or_single_threaded_backfills_stay_one_run(first, rest, chains) -> None:
+    assert snapshot_chains(first, rest, lambda day: 1.0, chains) == [first + rest]

@@ -10,21 +10,29 @@ import math
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import psycopg
 import pytest
+from polars.testing import assert_frame_equal
 
 from quimbi_pipeline.core.axes import AXES
 from quimbi_pipeline.core.axis_models import fit_axis_on_frame
-from quimbi_pipeline.core.drift import DRIFT_SUFFIX, SEVERITIES, severity
+from quimbi_pipeline.core.drift import (
+    DRIFT_SUFFIX,
+    SEVERITIES,
+    customer_drift_wide,
+    severity,
+    thumbprint_drift,
+)
 from quimbi_pipeline.core.features import compute_customer_features
 from quimbi_pipeline.core.generator import GenerateReport
 from quimbi_pipeline.core.retention import RetentionPolicy
 from quimbi_pipeline.core.segmentation import AxisModel, SegmentationConfig
-from quimbi_pipeline.core.snapshots import take_snapshot
+from quimbi_pipeline.core.snapshots import SnapshotSeries, take_snapshot
 from quimbi_pipeline.db.connection import connect
 from quimbi_pipeline.db.migrations import apply_migrations
 from quimbi_pipeline.db.models_store import save_axis_model
@@ -34,7 +42,7 @@ from quimbi_pipeline.defs.resources import LakeResource, PostgresResource
 from quimbi_pipeline.defs.temporal.assets import temporal_snapshots
 from quimbi_pipeline.defs.temporal.drift import drift_reports
 from quimbi_pipeline.defs.temporal.retention import snapshot_retention_job
-from quimbi_pipeline.defs.temporal.tables import SNAPSHOT_COLUMNS, RowWriter
+from quimbi_pipeline.defs.temporal.tables import SNAPSHOT_COLUMNS, RowWriter, drift_report
 from quimbi_pipeline.feature_store import orders_path, tickets_path
 from quimbi_pipeline.home import QuimbiHome
 from quimbi_pipeline.temporal_store import (
@@ -185,7 +193,7 @@ def test_a_week_snapshot_is_rerunnable(
 
 
 def test_one_backfill_run_fills_every_week(
-    instance: dg.DagsterInstance, home: QuimbiHome, db: str
+    instance: dg.DagsterInstance, home: QuimbiHome, db: str, models: dict[str, AxisModel]
 ) -> None:
     first, last = "2023-09-03", LAST_WEEK
     runs_before = len(instance.get_run_records())
@@ -209,6 +217,29 @@ def test_one_backfill_run_fills_every_week(
     assert shown["snapshots"] == 17
     assert shown["written_to_postgres"] == len(kept)
     assert shown["lake_only_beyond_retention"] == 17 - len(kept)
+    # The weeks were computed on two threads, each range by its own series: every week
+    # equals the one a single series takes going through the weeks in order.
+    assert shown["threads"] == 2
+    series = SnapshotSeries(
+        pl.read_parquet(orders_path(home)), pl.read_parquet(tickets_path(home)), models
+    )
+    for day in days:
+        assert_frame_equal(read_snapshot(home, "weekly", day), series.take(day).wide())
+    # Drift of the 16 weeks that have a previous one, also on two threads: each week's
+    # report is the one computed from its two snapshots alone.
+    result = materialize(instance, home, db, [drift_reports], keys[1], last)
+    assert result.success
+    shown = metadata(result, drift_reports)
+    assert (shown["weeks"], shown["threads"]) == (16, 2)
+    for previous_day, day in pairwise(days):
+        by_axis = thumbprint_drift(
+            read_snapshot(home, "weekly", previous_day), read_snapshot(home, "weekly", day)
+        )
+        expected = drift_report(by_axis, customer_drift_wide(by_axis))
+        assert_frame_equal(read_drift(home, day), expected)
+    with connect(db) as conn:
+        reported = [d for (d,) in conn.execute("SELECT DISTINCT report_date FROM drift_reports")]
+    assert sorted(reported) == [d for d in kept if d != days[0]]
 
 
 def test_drift_reports_depend_on_this_and_the_previous_week() -> None:

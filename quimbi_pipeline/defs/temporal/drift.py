@@ -1,6 +1,8 @@
 """Week-over-week drift reports from consecutive weekly snapshots."""
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from functools import partial
 
@@ -53,6 +55,13 @@ class DriftConfig(dg.Config):
         description="Reports older than this many days before the data's latest order are kept "
         "in the lake only, like the weekly snapshots they compare.",
     )
+    threads: int = Field(
+        default=2,
+        ge=1,
+        le=2,
+        description="A backfill of 8 weeks or more is cut into two ranges of weeks reported on "
+        "two threads (1: one range).",
+    )
 
 
 @dg.asset(
@@ -77,12 +86,20 @@ def drift_reports(
     started = time.perf_counter()
     home = lake.paths()
     data_end = _data_end(home)
-    latest: tuple[pl.DataFrame, pl.DataFrame] | None = None
-    weeks = skipped = in_postgres = 0
-    # Each week's snapshot is the next week's previous one: read once.
-    cached_day, cached = None, None
-    with RowWriter(postgres.url) as writer:
-        for key in sorted(context.partition_keys):
+    keys = sorted(context.partition_keys)
+    # A long backfill is cut into two ranges of weeks reported on two threads; a range
+    # reads the week before its first once more.
+    ranges = [keys]
+    if config.threads >= 2 and len(keys) >= 8:
+        ranges = [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
+    shared = threading.Lock()
+    counts = {"weeks": 0, "skipped": 0, "in_postgres": 0}
+    latest: dict[date, tuple[pl.DataFrame, pl.DataFrame]] = {}
+
+    def report(writer: RowWriter, weeks: list[str]) -> None:
+        # Each week's snapshot is the next week's previous one: read once.
+        cached_day, cached = None, None
+        for key in weeks:
             day = snapshot_day(weekly_snapshots, key)
             previous_day = day - timedelta(days=DAYS_BETWEEN)
             if cached_day == previous_day:
@@ -93,7 +110,8 @@ def drift_reports(
             cached_day, cached = day, current
             if current is None or previous is None:
                 # The first week of a history has nothing to compare with.
-                skipped += 1
+                with shared:
+                    counts["skipped"] += 1
                 continue
             refitted = _refitted_axes(
                 read_model_versions(home, "weekly", previous_day),
@@ -111,20 +129,29 @@ def drift_reports(
                 config.store_from_drift,
                 read_model_version(home, "weekly", day),
             )
-            writer.submit("drift_reports", rows, {"report_date": day}, DRIFT_LOCK)
-            weeks += 1
-            in_postgres += keep
-            latest = (by_axis, by_customer)
+            with shared:
+                writer.submit("drift_reports", rows, {"report_date": day}, DRIFT_LOCK)
+                counts["weeks"] += 1
+                counts["in_postgres"] += keep
+                latest[day] = (by_axis, by_customer)
+                # Only the newest week is shown in the metadata.
+                for older in sorted(latest)[:-1]:
+                    del latest[older]
+
+    with RowWriter(postgres.url) as writer, ThreadPoolExecutor(len(ranges)) as pool:
+        for done in [pool.submit(report, writer, weeks) for weeks in ranges]:
+            done.result()
         stored = writer.rows_written()
     metadata: dict[str, object] = {
-        "weeks": weeks,
-        "weeks_without_previous_snapshot": skipped,
-        "weeks_in_postgres": in_postgres,
+        "weeks": counts["weeks"],
+        "weeks_without_previous_snapshot": counts["skipped"],
+        "weeks_in_postgres": counts["in_postgres"],
+        "threads": len(ranges),
         "rows_written": stored,
         "seconds_total": round(time.perf_counter() - started, 2),
     }
-    if latest is not None:
-        by_axis, by_customer = latest
+    if latest:
+        by_axis, by_customer = latest[max(latest)]
         long = axis_drift_long(by_axis, days_between=DAYS_BETWEEN)
         metadata.update(
             {
