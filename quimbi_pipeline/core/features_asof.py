@@ -35,6 +35,7 @@ lines is built once and cut by date. (3) The formulas run over a frame laid out 
 kernels differently by position and layout, and the last bit follows.
 """
 
+import copy
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -163,6 +164,16 @@ class FeatureTimeline:
             .to_numpy()
         )
         self._ticket_ts = self._tickets.get_column("created_at").to_numpy()
+
+    def fork(self) -> "FeatureTimeline":
+        """A timeline of the same history with no date taken yet, for another thread.
+
+        The prepared lines, orders and tickets are shared (nothing writes them after
+        ``__init__``); only the state carried from one date to the next is its own.
+        """
+        twin = copy.copy(self)
+        twin._state = None
+        return twin
 
     def frame_at(self, as_of: datetime) -> pl.DataFrame:
         """``compute_customer_features(orders, tickets, as_of=as_of).frame``, fast."""

@@ -11,6 +11,7 @@ array and one dominant segment per axis), ``thumbprints()`` for PostgreSQL (JSON
 ``long()`` (one row per customer and axis).
 """
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -144,6 +145,14 @@ class SnapshotSeries:
         self._ids: pl.Series | None = None
         self._matrices: dict[str, np.ndarray] = {}
         self._results: dict[str, AxisResult] = {}
+
+    def fork(self) -> "SnapshotSeries":
+        """A series of the same history and models with no date taken yet, for another
+        thread: it shares the prepared history (``FeatureTimeline.fork``), not the state."""
+        twin = copy.copy(self)
+        twin._features = self._features.fork()
+        twin._ids, twin._matrices, twin._results = None, {}, {}
+        return twin
 
     def take(self, snapshot_date: date) -> Snapshot:
         """The snapshot at the end of ``snapshot_date`` (equal to ``take_snapshot``'s)."""

@@ -67,6 +67,23 @@ def test_a_series_of_weekly_snapshots_equals_snapshots_taken_one_by_one(
     assert customers >= 300
 
 
+def test_a_forked_series_takes_its_own_dates_on_the_shared_history(
+    shop_lake: tuple[pl.DataFrame, pl.DataFrame],
+    models: dict[str, AxisModel],
+    small_shop: GenerateReport,
+) -> None:
+    orders, tickets = shop_lake
+    series = SnapshotSeries(orders, tickets, models)
+    early = [small_shop.start + timedelta(days=7 * w + 5) for w in range(20, 24)]
+    late = [small_shop.start + timedelta(days=7 * w + 5) for w in range(40, 44)]
+    series.take(late[0])
+    twin = series.fork()
+    # Taken in turns, as two threads would: neither series' dates disturb the other's.
+    for mine, theirs in zip(late[1:], early, strict=False):
+        assert_same_snapshot(series.take(mine), take_snapshot(orders, tickets, mine, models))
+        assert_same_snapshot(twin.take(theirs), take_snapshot(orders, tickets, theirs, models))
+
+
 def test_dates_before_any_order_are_empty(
     shop_lake: tuple[pl.DataFrame, pl.DataFrame], models: dict[str, AxisModel]
 ) -> None:

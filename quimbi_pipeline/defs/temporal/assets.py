@@ -108,8 +108,10 @@ def build_snapshot_asset(name: str, snapshot_type: str) -> dg.AssetsDefinition:
             return float(np.searchsorted(firsts, np.datetime64(end_of_day(day)), side="right"))
 
         chains = snapshot_chains(stored_days, lake_only, customers_at, config.threads)
-        # Each run has its own series: a series carries its last date's features forward.
-        series = [SnapshotSeries(orders, tickets, models) for _ in chains]
+        # Each run has its own series (a series carries its last date's features forward);
+        # they share one prepared copy of the history.
+        first_series = SnapshotSeries(orders, tickets, models)
+        series = [first_series, *(first_series.fork() for _ in chains[1:])]
         customers: dict[date, int] = {}
         # Queued dates hold their snapshot until written: as many as fit a memory budget.
         width = sum(len(m.segment_names) + 3 for m in models.values()) * 8
