@@ -39,7 +39,7 @@ class SnapshotConfig(dg.Config):
         ge=1,
         le=2,
         description="A backfill of many dates is split into two ranges computed on two "
-        "threads (1: one range). Each range holds its own copy of the order history.",
+        "threads (1: one range). The ranges share one prepared copy of the order history.",
     )
 
 
