@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -34,6 +35,8 @@ from quimbi_pipeline.core.segmentation import AxisModel, assign_to_centroids
 
 Frame = pl.DataFrame | pl.LazyFrame
 CUSTOMER_COLUMNS = ("customer_id", "churn_risk_score", "total_orders", "lifetime_value")
+# A date, or anything that stands for one in order (a partition key).
+D = TypeVar("D")
 
 
 @dataclass
@@ -251,12 +254,12 @@ def _customers(features: pl.DataFrame) -> pl.DataFrame:
 
 
 def snapshot_chains(
-    first: list[date],
-    rest: list[date],
-    weight: Callable[[date], float],
+    first: list[D],
+    rest: list[D],
+    weight: Callable[[D], float],
     chains: int = 2,
     min_days: int = 4,
-) -> list[list[date]]:
+) -> list[list[D]]:
     """Splits the dates of a backfill into runs of ``SnapshotSeries``, one run per thread.
 
     ``first`` and ``rest`` are rising, and every date of ``rest`` is before every date of
@@ -266,6 +269,8 @@ def snapshot_chains(
     run and its earlier part is the second. A run starts with a full computation, and the first
     one makes another where it steps back from ``first`` to ``rest``, so with fewer than
     ``min_days`` dates for each run the dates stay in one run.
+
+    Drift reports split their weeks with it too (``first`` empty, every week the same work).
 
     Returns:
         One or two lists of dates, each to be taken in its order by one series.

@@ -20,6 +20,7 @@ from quimbi_pipeline.core.drift import (
     transition_counts,
 )
 from quimbi_pipeline.core.retention import RetentionPolicy
+from quimbi_pipeline.core.snapshots import snapshot_chains
 from quimbi_pipeline.defs.partitions import weekly_snapshots
 from quimbi_pipeline.defs.resources import LakeResource, PostgresResource
 from quimbi_pipeline.defs.temporal.assets import snapshot_day, temporal_snapshots
@@ -60,7 +61,7 @@ class DriftConfig(dg.Config):
         ge=1,
         le=2,
         description="A backfill of 8 weeks or more is cut into two ranges of weeks reported on "
-        "two threads (1: one range).",
+        "two threads, as temporal_snapshots cuts its dates (1: one range).",
     )
 
 
@@ -86,14 +87,12 @@ def drift_reports(
     started = time.perf_counter()
     home = lake.paths()
     data_end = _data_end(home)
-    keys = sorted(context.partition_keys)
-    # A long backfill is cut into two ranges of weeks reported on two threads; a range
-    # reads the week before its first once more.
-    ranges = [keys]
-    if config.threads >= 2 and len(keys) >= 8:
-        ranges = [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
+    # A long backfill is cut into two ranges of weeks reported on two threads, as the
+    # snapshots are; a range reads the week before its first once more.
+    ranges = snapshot_chains([], sorted(context.partition_keys), lambda _: 1.0, config.threads)
     shared = threading.Lock()
     counts = {"weeks": 0, "skipped": 0, "in_postgres": 0}
+    # The newest week's drift, shown in the metadata.
     latest: dict[date, tuple[pl.DataFrame, pl.DataFrame]] = {}
 
     def report(writer: RowWriter, weeks: list[str]) -> None:
@@ -133,10 +132,9 @@ def drift_reports(
                 writer.submit("drift_reports", rows, {"report_date": day}, DRIFT_LOCK)
                 counts["weeks"] += 1
                 counts["in_postgres"] += keep
-                latest[day] = (by_axis, by_customer)
-                # Only the newest week is shown in the metadata.
-                for older in sorted(latest)[:-1]:
-                    del latest[older]
+                if not latest or day > max(latest):
+                    latest.clear()
+                    latest[day] = (by_axis, by_customer)
 
     with RowWriter(postgres.url) as writer, ThreadPoolExecutor(len(ranges)) as pool:
         for done in [pool.submit(report, writer, weeks) for weeks in ranges]:
