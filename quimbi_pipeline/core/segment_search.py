@@ -177,9 +177,19 @@ class PartitionScorer:
         return [int(s) for s in sizes], sil, bal, float(score)
 
 
-def count_distinct_rows(z: np.ndarray) -> int:
-    """Number of distinct rows; k is capped at it so no cluster has to be empty."""
-    return int(np.unique(z, axis=0).shape[0])
+def count_distinct_rows(z: np.ndarray, at_most: int | None = None) -> int:
+    """Number of distinct rows, or ``at_most`` when there are at least that many; k is capped
+    at it so no cluster has to be empty.
+
+    Sorting every row (``np.unique``) was a seventh of a 50,000-customer fit. The first rows
+    usually hold ``at_most`` distinct ones already, and then the rest need not be looked at.
+    """
+    if at_most is not None:
+        head = z[: max(64, 16 * at_most)]
+        if np.unique(head, axis=0).shape[0] >= at_most:
+            return at_most
+    count = int(np.unique(z, axis=0).shape[0])
+    return count if at_most is None else min(count, at_most)
 
 
 def search_k(

@@ -90,7 +90,7 @@ def propose_split(
     BIC for the Gaussian mixture) is refined like the top level (FCM for k-means).
     """
     n = members.shape[0]
-    k_values = list(range(2, min(3, count_distinct_rows(members)) + 1))
+    k_values = list(range(2, count_distinct_rows(members, at_most=3) + 1))
     eligible = [
         p
         for p in search_k(members, k_values, config, seed, weights=weights)

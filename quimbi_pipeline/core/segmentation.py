@@ -266,7 +266,7 @@ def fit_axis_model(
     # Small matrices gain nothing from BLAS/OpenMP threads, and on a busy machine k-means'
     # OpenMP spin-waits were measured 10-100x slower than one thread.
     with threadpool_limits(limits=1):
-        k_hi = min(config.k_max, count_distinct_rows(Z))
+        k_hi = count_distinct_rows(Z, at_most=config.k_max)
         k_values = list(range(min(config.k_min, k_hi), k_hi + 1))
         scorer = PartitionScorer(Z, config, seed, weights)
         candidates = search_k(Z, k_values, config, seed, scorer, weights)

@@ -14,7 +14,11 @@ from threadpoolctl import threadpool_info
 from quimbi_pipeline.core import segmentation
 from quimbi_pipeline.core.axis_models import map_axes
 from quimbi_pipeline.core.segment_naming import name_segments
-from quimbi_pipeline.core.segment_search import silhouette_from_distances, weighted_cmeans
+from quimbi_pipeline.core.segment_search import (
+    count_distinct_rows,
+    silhouette_from_distances,
+    weighted_cmeans,
+)
 from quimbi_pipeline.core.segmentation import (
     AxisModel,
     AxisNotFittable,
@@ -327,6 +331,21 @@ def test_few_distinct_points_cap_k():
     model = fit_axis_model("x", X, ["a", "b"], ["identity"] * 2, {})
     assert model.k == 2 and [e["k"] for e in model.k_scores] == [2]
     assert sorted(model.segment_sizes) == [50, 50]
+
+
+@pytest.mark.parametrize("distinct_in_head", [1, 2, 5])
+def test_count_distinct_rows_capped_equals_full_count(distinct_in_head):
+    # The first 500 rows repeat a few points; distinct ones appear only far down, past the
+    # rows the cap looks at first.
+    rng = np.random.default_rng(distinct_in_head)
+    head = rng.normal(size=(distinct_in_head, 3))[rng.integers(0, distinct_in_head, 500)]
+    tail = np.vstack([head[:200], rng.normal(size=(4, 3)), head[:100]])
+    z = np.vstack([head, tail])
+    full = np.unique(z, axis=0).shape[0]
+    assert full == distinct_in_head + 4
+    assert count_distinct_rows(z) == full
+    for at_most in range(1, 12):
+        assert count_distinct_rows(z, at_most=at_most) == min(full, at_most)
 
 
 def test_transforms_and_robust_scaler():
