@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import TypeVar
 
 import numpy as np
@@ -130,6 +131,24 @@ class _Rows:
     prefix: int
     rows: np.ndarray | None
 
+    @cached_property
+    def had(self) -> np.ndarray:
+        """The current rows of customers who had a previous row."""
+        return np.flatnonzero(self.rows >= 0)
+
+    @cached_property
+    def sources(self) -> np.ndarray | None:
+        """Their previous rows, or None when those are 0, 1, 2, ... (customers were added
+        between the previous ones, none left and none moved: a rising series' usual week)."""
+        source = self.rows[self.had]
+        return None if np.array_equal(source, np.arange(source.size)) else source
+
+    @cached_property
+    def gather(self) -> np.ndarray:
+        """Per current row the previous row to copy (0 for a new customer, who is assigned
+        afresh anyway)."""
+        return np.where(self.rows >= 0, self.rows, 0)
+
 
 class SnapshotSeries:
     """Snapshots of one order history at rising dates, with fixed models (see module doc)."""
@@ -209,15 +228,15 @@ class SnapshotSeries:
             changed[:n] = _rows_differ(matrix[:n], before)
             for out, values in zip(outputs, arrays, strict=True):
                 out[:n] = values
-        else:
-            had = np.flatnonzero(previous.rows >= 0)
-            source = previous.rows[had]
-            changed[had] = _rows_differ(matrix[had], before[source])
-            for out, values in zip(outputs, arrays, strict=True):
-                out[had] = values[source]
+        elif previous.had.size:
+            # np.take: several times faster than fancy indexing on rows.
+            had, sources = previous.had, previous.sources
+            old_rows = before if sources is None else np.take(before, sources, axis=0)
+            changed[had] = _rows_differ(np.take(matrix, had, axis=0), old_rows)
+            outputs = [np.take(values, previous.gather, axis=0) for values in arrays]
         rows = np.flatnonzero(changed)
         if rows.size:
-            fresh = assign_axes_matrix(model, matrix[rows])
+            fresh = assign_axes_matrix(model, np.take(matrix, rows, axis=0))
             fresh_arrays = (fresh.memberships, fresh.dominant, fresh.strength, fresh.distance)
             for out, values in zip(outputs, fresh_arrays, strict=True):
                 out[rows] = values
@@ -225,10 +244,14 @@ class SnapshotSeries:
 
 
 def _rows_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per row, whether two float matrices differ in any bit (one memcmp a row)."""
-    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
-    row = np.dtype((np.void, a.dtype.itemsize * a.shape[1]))
-    return a.view(row).ravel() != b.view(row).ravel()
+    """Per row, whether two matrices differ in any bit: their values compared as integers,
+    column by column (five times faster than one comparison of whole rows as bytes)."""
+    bits = np.dtype(f"u{a.dtype.itemsize}")
+    a, b = np.ascontiguousarray(a).view(bits), np.ascontiguousarray(b).view(bits)
+    differ = np.zeros(a.shape[0], dtype=bool)
+    for j in range(a.shape[1]):
+        differ |= a[:, j] != b[:, j]
+    return differ
 
 
 def assign_axes_matrix(model: AxisModel, matrix: np.ndarray) -> AxisResult:

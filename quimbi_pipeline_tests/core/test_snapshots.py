@@ -17,6 +17,7 @@ from quimbi_pipeline.core.segmentation import AxisModel, SegmentationConfig
 from quimbi_pipeline.core.snapshots import (
     Snapshot,
     SnapshotSeries,
+    _rows_differ,
     snapshot_chains,
     take_snapshot,
 )
@@ -82,6 +83,27 @@ def test_a_forked_series_takes_its_own_dates_on_the_shared_history(
     for mine, theirs in zip(late[1:], early, strict=False):
         assert_same_snapshot(series.take(mine), take_snapshot(orders, tickets, mine, models))
         assert_same_snapshot(twin.take(theirs), take_snapshot(orders, tickets, theirs, models))
+
+
+@pytest.mark.parametrize("columns", [1, 3, 7])
+def test_rows_differ_compares_every_bit_of_every_column(columns: int) -> None:
+    rng = np.random.default_rng(columns)
+    a = rng.normal(size=(500, columns))
+    b = a.copy()
+    changed = rng.choice(500, 40, replace=False)
+    # One column of each changed row, by one unit in the last place or to -0.0 from 0.0.
+    cols = rng.integers(0, columns, changed.size)
+    b[changed, cols] = np.nextafter(b[changed, cols], np.inf)
+    a[0, 0], b[0, 0] = 0.0, -0.0
+    # Equal bits are equal, NaN included.
+    a[1, :], b[1, :] = np.nan, np.nan
+    expected = np.zeros(500, dtype=bool)
+    expected[changed] = True
+    expected[0], expected[1] = True, False
+    np.testing.assert_array_equal(_rows_differ(a, b), expected)
+    # A column selection (not contiguous) gives the same.
+    wide_a, wide_b = np.hstack([a, a]), np.hstack([b, a])
+    np.testing.assert_array_equal(_rows_differ(wide_a[:, :columns], wide_b[:, :columns]), expected)
 
 
 def test_dates_before_any_order_are_empty(
