@@ -220,3 +220,34 @@ def test_a_drop_whose_file_changed_fails_naming_the_file(
     assert not home.raw_dir("orders", drop.drop_id).exists()
     with connect(clean_db) as conn:
         assert conn.execute("SELECT count(*) FROM drops").fetchone() == (0,)
+
+
+def test_a_range_run_fails_on_its_first_bad_drop_in_partition_order(
+    instance, home, resources, clean_db, tmp_path
+) -> None:
+    # Drops are ingested two at a time; the failure reported must still be the first one in
+    # partition order, whichever thread finishes first.
+    drops = [
+        land(
+            instance,
+            home,
+            write_orders(
+                tmp_path / f"orders_{i}.csv",
+                [order_row(f"{i}00{j}", f"C{j}", f"2024-0{i + 1}-0{j + 1}") for j in range(3)],
+            ),
+        )
+        for i in range(4)
+    ]
+    for bad in (drops[1], drops[3]):
+        write_orders(DropRegistry(home).path_of(bad), [order_row("9", "C9", "2024-01-09")])
+
+    result = ingest(instance, resources, drops[0].drop_id, drops[-1].drop_id, raise_on_error=False)
+
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.user_failure_data.description
+    assert str(DropRegistry(home).path_of(drops[1])) in message
+    assert "changed since it was registered" in message
+    assert result.asset_materializations_for_node("raw_orders") == []
+    with connect(clean_db) as conn:
+        assert conn.execute("SELECT count(*) FROM drops").fetchone() == (0,)
