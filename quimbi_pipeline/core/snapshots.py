@@ -220,12 +220,12 @@ class SnapshotSeries:
         if previous is None or known is None:
             return assign_axes_matrix(model, matrix)
         arrays = (known.memberships, known.dominant, known.strength, known.distance)
-        outputs = [np.empty((matrix.shape[0], *a.shape[1:]), dtype=a.dtype) for a in arrays]
         changed = np.ones(matrix.shape[0], dtype=bool)
         before = self._matrices[axis]
         if previous.rows is None:
             n = previous.prefix
             changed[:n] = _rows_differ(matrix[:n], before)
+            outputs = [np.empty((matrix.shape[0], *a.shape[1:]), dtype=a.dtype) for a in arrays]
             for out, values in zip(outputs, arrays, strict=True):
                 out[:n] = values
         elif previous.had.size:
@@ -234,6 +234,9 @@ class SnapshotSeries:
             old_rows = before if sources is None else np.take(before, sources, axis=0)
             changed[had] = _rows_differ(np.take(matrix, had, axis=0), old_rows)
             outputs = [np.take(values, previous.gather, axis=0) for values in arrays]
+        else:
+            # None of the previous date's customers is left.
+            return assign_axes_matrix(model, matrix)
         rows = np.flatnonzero(changed)
         if rows.size:
             fresh = assign_axes_matrix(model, np.take(matrix, rows, axis=0))
