@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="+", help="export files, or folders of them")
     _add_runtime_args(run)
     run.add_argument("--json", action="store_true", help="end stdout with a JSON summary line")
+    run.add_argument(
+        "--snapshot-weeks",
+        type=_positive,
+        metavar="N",
+        help="snapshot and report drift for the last N weeks only (default: every week of the "
+        "order history; the earlier weeks can be backfilled later from the UI)",
+    )
     run.set_defaults(handler=_run)
 
     demo = sub.add_parser("demo", help="generate a small shop and run the pipeline on it")
@@ -104,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     with runtime(home, args.database_url) as rt:
         runner = PipelineRunner(rt, log=_progress, verbose=args.verbose)
-        summary = runner.run(args.paths)
+        summary = runner.run(args.paths, snapshot_weeks=args.snapshot_weeks)
         result = summary_dict(rt, summary)
     print(format_summary(result))
     if args.json:
@@ -122,6 +129,7 @@ def _demo(args: argparse.Namespace) -> int:
     report = generate_shop(args.customers, shop, seed=args.seed)
     args.paths = [str(p) for p in [*report.order_files, *report.ticket_files]]
     args.home = str(home.root)
+    args.snapshot_weeks = None
     code = _run(args)
     print(
         "\nnext: `quimbi-pipeline dev` opens the Dagster UI on http://127.0.0.1:3000 over this "
@@ -189,6 +197,13 @@ def _table(columns: list[str], rows: list[tuple]) -> str:
     lines.insert(1, "-+-".join("-" * w for w in widths))
     lines.append(f"({len(rows)} row(s))")
     return "\n".join(lines)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _progress(message: str) -> None:

@@ -123,7 +123,9 @@ class PipelineRunner:
             self.log(f"ingesting {len(block)} {kind} drop(s): {block[0]} .. {block[-1]}")
             self.execute(INGEST_JOBS[kind].name, tags={RANGE_START: block[0], RANGE_END: block[-1]})
 
-    def run(self, paths: Iterable[str | Path]) -> RunSummary:
+    def run(self, paths: Iterable[str | Path], snapshot_weeks: int | None = None) -> RunSummary:
+        """Every stage in order; ``snapshot_weeks`` limits the snapshot and drift backfill to
+        that many of the latest weeks (default: the whole order history)."""
         summary = RunSummary()
         with _timed(summary, "register"):
             summary.drops = self.register(paths)
@@ -138,7 +140,7 @@ class PipelineRunner:
         with _timed(summary, "profiles"):
             summary.extra.update(self.profiles())
         with _timed(summary, "snapshots"):
-            summary.extra.update(self.snapshots())
+            summary.extra.update(self.snapshots(snapshot_weeks))
         return summary
 
     def profiles(self) -> dict[str, object]:
@@ -152,8 +154,9 @@ class PipelineRunner:
             "profiles_changed": int(metadata.get("rows_changed", 0)),
         }
 
-    def snapshots(self) -> dict[str, object]:
-        """Backfills the weekly snapshots and drift reports over the whole order history."""
+    def snapshots(self, limit: int | None = None) -> dict[str, object]:
+        """Backfills the weekly snapshots and drift reports over the whole order history, or
+        over its last ``limit`` weeks."""
         span = (
             pl.scan_parquet(orders_path(self.rt.home))
             .select(
@@ -164,9 +167,7 @@ class PipelineRunner:
         )
         if span[0] is None:
             return {"snapshot_weeks": 0, "latest_drift": {}}
-        start = max(week_key(span[0].date()), HISTORY_START)
-        end = week_key(span[1].date())
-        weeks = weekly_snapshots.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+        weeks = history_weeks(span[0].date(), span[1].date(), limit)
         self.log(f"snapshots and drift for {len(weeks)} weeks: {weeks[0]} .. {weeks[-1]}")
         self.execute("weekly_snapshot_job", tags={RANGE_START: weeks[0], RANGE_END: weeks[-1]})
         return {"snapshot_weeks": len(weeks), "latest_drift": latest_drift(self.rt.home)}
@@ -237,6 +238,15 @@ class _timed:
 
     def __exit__(self, *exc: object) -> None:
         self.summary.seconds[self.stage] = round(time.perf_counter() - self.start, 3)
+
+
+def history_weeks(first: date, last: date, limit: int | None = None) -> list[str]:
+    """The weekly partitions from the one holding ``first`` to the one holding ``last``, or
+    the last ``limit`` of them."""
+    start = max(week_key(first), HISTORY_START)
+    end = week_key(last)
+    weeks = weekly_snapshots.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+    return weeks if limit is None else weeks[-limit:]
 
 
 def week_key(day: date) -> str:

@@ -14,8 +14,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 from psycopg import sql
 
@@ -26,7 +28,9 @@ from quimbi_pipeline.core.generator import GenerateReport, generate_shop
 from quimbi_pipeline.db.connection import connect
 from quimbi_pipeline.db.embedded import EmbeddedPostgres
 from quimbi_pipeline.db.migrations import find_migrations
+from quimbi_pipeline.feature_store import orders_path
 from quimbi_pipeline.home import QuimbiHome
+from quimbi_pipeline.runner import history_weeks, week_key
 from quimbi_pipeline.runtime import Runtime
 from quimbi_pipeline_tests.drop_files import order_row, write_orders
 
@@ -294,3 +298,44 @@ def test_the_console_script_exits_non_zero_on_a_bad_file(clean_db, tmp_path) -> 
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: {bad}:1: unknown layout")
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_history_weeks_are_every_week_of_the_history_or_its_last_n() -> None:
+    first, last = date(2024, 1, 3), date(2024, 3, 20)
+    every = history_weeks(first, last)
+    # Weekly partitions start on Sundays: 2023-12-31 holds January 3rd, 2024-03-17 March 20th.
+    assert (every[0], every[-1]) == ("2023-12-31", "2024-03-17")
+    assert len(every) == 12
+    assert history_weeks(first, last, 5) == every[-5:]
+    assert history_weeks(first, last, 100) == every
+
+
+def test_snapshot_weeks_must_be_at_least_one(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "drops", "--snapshot-weeks", "0"])
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_run_with_snapshot_weeks_backfills_only_the_latest_weeks(
+    tiny_shop: GenerateReport, clean_db: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    drops = tiny_shop.order_files[0].parent
+    args = ["run", str(drops), "--json", "--home", str(home), "--database-url", clean_db]
+    out, _ = _run_in_process([*args, "--snapshot-weeks", "3"])
+
+    summary = last_json_line(out)
+    assert summary["snapshot_weeks"] == 3
+    weeks = QuimbiHome.at(home).asset_dir("temporal_snapshots") / "weekly"
+    days = sorted(p.stem for p in weeks.glob("*.parquet"))
+    assert len(days) == 3
+    # The latest is the week of the latest order (its snapshot is taken on the Saturday).
+    latest = pl.read_parquet(orders_path(QuimbiHome.at(home)))["ordered_at"].max().date()
+    assert days[-1] == str(date.fromisoformat(week_key(latest)) + timedelta(days=6))
+    # The first of them has no snapshot before it: drift for the other two.
+    reports = QuimbiHome.at(home).asset_dir("drift_reports")
+    assert sorted(p.stem for p in reports.glob("*.parquet")) == days[1:]
+    assert summary["latest_drift"]["customers"] > 0
+    with connect(clean_db) as conn:
+        stored = conn.execute("SELECT DISTINCT snapshot_date::text FROM temporal_snapshots")
+        assert sorted(d for (d,) in stored.fetchall()) == days
