@@ -309,6 +309,6 @@ def snapshot_chains(
     cut = int(np.searchsorted(np.cumsum(weights), half)) + 1
     cut = min(max(cut, min_days), len(rest))
     earlier, later = rest[:cut], rest[cut:]
-    if len(first) + len(later) < min_days:
+    if len(earlier) < min_days or len(first) + len(later) < min_days:
         return [first + rest]
     return [first + later, earlier]

@@ -175,6 +175,8 @@ def test_a_long_backfill_is_split_in_two_runs_of_balanced_work() -> None:
         (_weeks(date(2024, 8, 3), 8), _weeks(date(2024, 1, 6), 30), 1),  # one thread asked
         (_weeks(date(2024, 8, 3), 8), [], 2),  # nothing before the stored dates
         (_weeks(date(2024, 8, 3), 2), _weeks(date(2024, 1, 6), 4), 2),  # too few dates
+        # Mostly stored dates: the second run would hold only 2, each a full computation.
+        (_weeks(date(2024, 8, 3), 10), _weeks(date(2024, 7, 20), 2), 2),
     ],
 )
 def test_short_or_single_threaded_backfills_stay_one_run(first, rest, chains) -> None:
