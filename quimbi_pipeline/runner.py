@@ -91,12 +91,20 @@ class PipelineRunner:
         return instance
 
     def execute(
-        self, job_name: str, *, tags: dict[str, str] | None = None
+        self,
+        job_name: str,
+        *,
+        tags: dict[str, str] | None = None,
+        ops: dict[str, dict] | None = None,
     ) -> dg.ExecuteInProcessResult:
-        """Runs one named job in-process; a failure becomes a PipelineError with its message."""
+        """Runs one named job in-process; a failure becomes a PipelineError with its message.
+
+        ``ops``: run config of the job's ops (assets), ``{name: {"config": {...}}}``.
+        """
         job = self.defs.resolve_job_def(job_name)
+        run_config = {**self.run_config, **({"ops": ops} if ops else {})}
         result = job.execute_in_process(
-            run_config=self.run_config, instance=self.instance, tags=tags, raise_on_error=False
+            run_config=run_config, instance=self.instance, tags=tags, raise_on_error=False
         )
         if not result.success:
             raise PipelineError(_failure_message(result, job_name))
