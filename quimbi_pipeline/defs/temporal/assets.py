@@ -1,6 +1,5 @@
 """Temporal snapshots of every customer's thumbprint, daily, weekly or monthly."""
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
@@ -84,7 +83,7 @@ def build_snapshot_asset(name: str, snapshot_type: str) -> dg.AssetsDefinition:
         retention = (
             config.retention_days if config.retention_days is not None else default_retention
         )
-        seconds = {"compute": 0.0, "lake": 0.0}
+        seconds: dict[str, float] = {}
         with postgres.connection() as conn:
             stored = load_current_models(conn)
         models = {a: m.model for a, m in stored.items() if m.model is not None}
@@ -112,37 +111,42 @@ def build_snapshot_asset(name: str, snapshot_type: str) -> dg.AssetsDefinition:
         # they share one prepared copy of the history.
         first_series = SnapshotSeries(orders, tickets, models)
         series = [first_series, *(first_series.fork() for _ in chains[1:])]
-        customers: dict[date, int] = {}
         # Queued dates hold their snapshot until written: as many as fit a memory budget.
         width = sum(len(m.segment_names) + 3 for m in models.values()) * 8
         pending = int(QUEUE_BYTES // max(1, orders["customer_id"].n_unique() * width))
-        # The writer's queue and the counters are shared by the threads.
-        shared = threading.Lock()
         with RowWriter(postgres.url, pending=max(1, pending)) as writer:
 
-            def take(run: SnapshotSeries, chain: list[date]) -> None:
+            def take(
+                run: SnapshotSeries, chain: list[date]
+            ) -> tuple[float, float, dict[date, int]]:
+                """Takes a run's dates; returns its compute and lake seconds and customers."""
+                compute = lake_seconds = 0.0
+                customers: dict[date, int] = {}
                 for day in chain:
                     tick = time.perf_counter()
                     snapshot = run.take(day)
                     tock = time.perf_counter()
                     write_snapshot(home, snapshot_type, snapshot, versions, version)
+                    compute += tock - tick
+                    lake_seconds += time.perf_counter() - tock
+                    customers[day] = snapshot.customers.height
                     kept = snapshot if day in stored_days else None
-                    with shared:
-                        seconds["compute"] += tock - tick
-                        seconds["lake"] += time.perf_counter() - tock
-                        customers[day] = snapshot.customers.height
-                        # Delete-then-insert of this date in one transaction: reruns replace.
-                        writer.submit(
-                            "temporal_snapshots",
-                            partial(snapshot_rows, kept, snapshot_type, version),
-                            {"snapshot_date": day, "snapshot_type": snapshot_type},
-                            SNAPSHOTS_LOCK,
-                        )
+                    # Delete-then-insert of this date in one transaction: reruns replace.
+                    writer.submit(
+                        "temporal_snapshots",
+                        partial(snapshot_rows, kept, snapshot_type, version),
+                        {"snapshot_date": day, "snapshot_type": snapshot_type},
+                        SNAPSHOTS_LOCK,
+                    )
+                return compute, lake_seconds, customers
 
             # Dates kept in PostgreSQL first: it parses their rows while the rest are computed.
             with ThreadPoolExecutor(len(chains)) as pool:
-                for done in [pool.submit(take, *pair) for pair in zip(series, chains, strict=True)]:
-                    done.result()
+                runs = [pool.submit(take, *pair) for pair in zip(series, chains, strict=True)]
+                taken = [run.result() for run in runs]
+            seconds["compute"] = sum(t[0] for t in taken)
+            seconds["lake"] = sum(t[1] for t in taken)
+            customers = {day: n for t in taken for day, n in t[2].items()}
             tick = time.perf_counter()
             rows = writer.rows_written()
         seconds["postgres_wait"] = time.perf_counter() - tick

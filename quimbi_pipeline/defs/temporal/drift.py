@@ -1,8 +1,8 @@
 """Week-over-week drift reports from consecutive weekly snapshots."""
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
 
@@ -90,12 +90,9 @@ def drift_reports(
     # A long backfill is cut into two ranges of weeks reported on two threads, as the
     # snapshots are; a range reads the week before its first once more.
     ranges = snapshot_chains([], sorted(context.partition_keys), lambda _: 1.0, config.threads)
-    shared = threading.Lock()
-    counts = {"weeks": 0, "skipped": 0, "in_postgres": 0}
-    # The newest week's drift, shown in the metadata.
-    latest: dict[date, tuple[pl.DataFrame, pl.DataFrame]] = {}
 
-    def report(writer: RowWriter, weeks: list[str]) -> None:
+    def report(writer: RowWriter, weeks: list[str]) -> _RangeReport:
+        done = _RangeReport()
         # Each week's snapshot is the next week's previous one: read once.
         cached_day, cached = None, None
         for key in weeks:
@@ -109,8 +106,7 @@ def drift_reports(
             cached_day, cached = day, current
             if current is None or previous is None:
                 # The first week of a history has nothing to compare with.
-                with shared:
-                    counts["skipped"] += 1
+                done.skipped += 1
                 continue
             refitted = _refitted_axes(
                 read_model_versions(home, "weekly", previous_day),
@@ -128,28 +124,28 @@ def drift_reports(
                 config.store_from_drift,
                 read_model_version(home, "weekly", day),
             )
-            with shared:
-                writer.submit("drift_reports", rows, {"report_date": day}, DRIFT_LOCK)
-                counts["weeks"] += 1
-                counts["in_postgres"] += keep
-                if not latest or day > max(latest):
-                    latest.clear()
-                    latest[day] = (by_axis, by_customer)
+            writer.submit("drift_reports", rows, {"report_date": day}, DRIFT_LOCK)
+            done.weeks += 1
+            done.in_postgres += keep
+            # A range's weeks rise: its last report is its newest.
+            done.newest = (day, by_axis, by_customer)
+        return done
 
     with RowWriter(postgres.url) as writer, ThreadPoolExecutor(len(ranges)) as pool:
-        for done in [pool.submit(report, writer, weeks) for weeks in ranges]:
-            done.result()
+        reports = [f.result() for f in [pool.submit(report, writer, weeks) for weeks in ranges]]
         stored = writer.rows_written()
     metadata: dict[str, object] = {
-        "weeks": counts["weeks"],
-        "weeks_without_previous_snapshot": counts["skipped"],
-        "weeks_in_postgres": counts["in_postgres"],
+        "weeks": sum(r.weeks for r in reports),
+        "weeks_without_previous_snapshot": sum(r.skipped for r in reports),
+        "weeks_in_postgres": sum(r.in_postgres for r in reports),
         "threads": len(ranges),
         "rows_written": stored,
         "seconds_total": round(time.perf_counter() - started, 2),
     }
-    if latest:
-        by_axis, by_customer = latest[max(latest)]
+    # The newest week's drift, shown in the metadata.
+    newest = max((r.newest for r in reports if r.newest), key=lambda n: n[0], default=None)
+    if newest is not None:
+        _, by_axis, by_customer = newest
         long = axis_drift_long(by_axis, days_between=DAYS_BETWEEN)
         metadata.update(
             {
@@ -164,6 +160,17 @@ def drift_reports(
             }
         )
     return dg.MaterializeResult(metadata=metadata)
+
+
+@dataclass
+class _RangeReport:
+    """What one range of weeks reported."""
+
+    weeks: int = 0
+    skipped: int = 0
+    in_postgres: int = 0
+    # (day, by_axis, by_customer) of its newest report
+    newest: tuple[date, pl.DataFrame, pl.DataFrame] | None = None
 
 
 def _refitted_axes(previous: dict[str, int] | None, current: dict[str, int] | None) -> set[str]:

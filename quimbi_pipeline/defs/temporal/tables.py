@@ -1,5 +1,6 @@
 """Rows of the temporal_snapshots and drift_reports tables, their writer, and UI markdown."""
 
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -130,8 +131,8 @@ class RowWriter(AbstractContextManager):
     """``replace_rows`` calls run in order on a worker thread with its own connection.
 
     PostgreSQL then parses one date's rows while the caller computes the next date; at most
-    ``pending`` calls wait, so memory stays bounded. Leaving the block waits for every call and
-    raises the first error.
+    ``pending`` calls wait, so memory stays bounded. Several threads may submit. Leaving the
+    block waits for every call and raises the first error.
     """
 
     def __init__(self, database_url: str, pending: int = 2) -> None:
@@ -140,6 +141,8 @@ class RowWriter(AbstractContextManager):
         self._conn: psycopg.Connection | None = None
         self._futures: list[Future[int]] = []
         self._pending = pending
+        # Submitters take turns: the queue and its bound are shared.
+        self._lock = threading.Lock()
 
     def submit(
         self,
@@ -150,10 +153,11 @@ class RowWriter(AbstractContextManager):
     ) -> None:
         """Queues one delete-then-insert of the frame ``rows()`` builds on the worker thread
         (waits while ``pending`` are queued)."""
-        waiting = [f for f in self._futures if not f.done()]
-        while len(waiting) >= self._pending:
-            waiting.pop(0).result()
-        self._futures.append(self._pool.submit(self._write, table, rows, where, lock_key))
+        with self._lock:
+            waiting = [f for f in self._futures if not f.done()]
+            while len(waiting) >= self._pending:
+                waiting.pop(0).result()
+            self._futures.append(self._pool.submit(self._write, table, rows, where, lock_key))
 
     def rows_written(self) -> int:
         """Rows inserted by every call so far (waits for them)."""
