@@ -43,6 +43,11 @@ def models(shop_lake: tuple[pl.DataFrame, pl.DataFrame]) -> dict[str, AxisModel]
     return {axis.name: fit_axis_on_frame(axis, features, config=QUICK) for axis in AXES}
 
 
+def week_ends(shop: GenerateReport, weeks: range) -> list[date]:
+    """For each week w, the day 7 * w + 5 days after the shop's start."""
+    return [shop.start + timedelta(days=7 * w + 5) for w in weeks]
+
+
 def assert_same_snapshot(actual: Snapshot, expected: Snapshot) -> None:
     assert actual.snapshot_date == expected.snapshot_date
     assert_frame_equal(actual.wide(), expected.wide(), check_exact=True)
@@ -58,7 +63,7 @@ def test_a_series_of_weekly_snapshots_equals_snapshots_taken_one_by_one(
     orders, tickets = shop_lake
     series = SnapshotSeries(orders, tickets, models)
     # Every week from May to the year's end, then back to the spring (the series starts over).
-    days = [small_shop.start + timedelta(days=7 * w + 5) for w in range(20, 53)]
+    days = week_ends(small_shop, range(20, 53))
     days += [date(2023, 4, 1), date(2023, 4, 8), date(2023, 4, 9)]
     customers = 0
     for day in days:
@@ -75,8 +80,8 @@ def test_a_forked_series_takes_its_own_dates_on_the_shared_history(
 ) -> None:
     orders, tickets = shop_lake
     series = SnapshotSeries(orders, tickets, models)
-    early = [small_shop.start + timedelta(days=7 * w + 5) for w in range(20, 24)]
-    late = [small_shop.start + timedelta(days=7 * w + 5) for w in range(40, 44)]
+    early = week_ends(small_shop, range(20, 24))
+    late = week_ends(small_shop, range(40, 44))
     series.take(late[0])
     twin = series.fork()
     # Taken in turns, as two threads would: neither series' dates disturb the other's.
