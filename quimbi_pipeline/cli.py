@@ -52,10 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="end stdout with a JSON summary line")
     run.add_argument(
         "--snapshot-weeks",
-        type=_positive,
+        type=_non_negative,
         metavar="N",
         help="snapshot and report drift for the last N weeks only (default: every week of the "
-        "order history; the earlier weeks can be backfilled later from the UI)",
+        "order history; the earlier weeks can be backfilled later from the UI); 0 ends the run "
+        "with the profiles written",
     )
     run.set_defaults(handler=_run)
 
@@ -199,10 +200,10 @@ def _table(columns: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def _positive(text: str) -> int:
+def _non_negative(text: str) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 

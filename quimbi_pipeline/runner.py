@@ -133,7 +133,8 @@ class PipelineRunner:
 
     def run(self, paths: Iterable[str | Path], snapshot_weeks: int | None = None) -> RunSummary:
         """Every stage in order; ``snapshot_weeks`` limits the snapshot and drift backfill to
-        that many of the latest weeks (default: the whole order history)."""
+        that many of the latest weeks (default: the whole order history; 0: none, the run
+        ends with the profiles)."""
         summary = RunSummary()
         with _timed(summary, "register"):
             summary.drops = self.register(paths)
@@ -147,6 +148,9 @@ class PipelineRunner:
         summary.extra.update(self.model_summary())
         with _timed(summary, "profiles"):
             summary.extra.update(self.profiles())
+        if snapshot_weeks == 0:
+            summary.extra.update({"snapshot_weeks": 0, "latest_drift": {}})
+            return summary
         with _timed(summary, "snapshots"):
             summary.extra.update(self.snapshots(snapshot_weeks))
         return summary
@@ -250,7 +254,9 @@ class _timed:
 
 def history_weeks(first: date, last: date, limit: int | None = None) -> list[str]:
     """The weekly partitions from the one holding ``first`` to the one holding ``last``, or
-    the last ``limit`` of them."""
+    the last ``limit`` (at least 1) of them."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
     start = max(week_key(first), HISTORY_START)
     end = week_key(last)
     weeks = weekly_snapshots.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))

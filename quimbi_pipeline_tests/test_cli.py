@@ -308,12 +308,39 @@ def test_history_weeks_are_every_week_of_the_history_or_its_last_n() -> None:
     assert len(every) == 12
     assert history_weeks(first, last, 5) == every[-5:]
     assert history_weeks(first, last, 100) == every
+    # weeks[-0:] would be every week: a limit of 0 is refused, not read as "no limit".
+    with pytest.raises(ValueError, match="at least 1"):
+        history_weeks(first, last, 0)
 
 
-def test_snapshot_weeks_must_be_at_least_one(capsys) -> None:
+def test_snapshot_weeks_must_not_be_negative(capsys) -> None:
     with pytest.raises(SystemExit):
-        main(["run", "drops", "--snapshot-weeks", "0"])
-    assert "must be at least 1" in capsys.readouterr().err
+        main(["run", "drops", "--snapshot-weeks", "-1"])
+    assert "must be 0 or more" in capsys.readouterr().err
+
+
+def test_run_with_zero_snapshot_weeks_ends_with_the_profiles(
+    tiny_shop: GenerateReport, clean_db: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    drops = tiny_shop.order_files[0].parent
+    args = ["run", str(drops), "--json", "--home", str(home), "--database-url", clean_db]
+    out, _ = _run_in_process([*args, "--snapshot-weeks", "0"])
+
+    summary = last_json_line(out)
+    assert summary["snapshot_weeks"] == 0
+    assert summary["latest_drift"] == {}
+    assert set(summary["seconds"]) == STAGES | {"total"}
+    assert summary["profiles_upserted"] >= summary["customers"] > 0
+    assert not QuimbiHome.at(home).asset_dir("temporal_snapshots").exists()
+    assert not QuimbiHome.at(home).asset_dir("drift_reports").exists()
+    with connect(clean_db) as conn:
+        counts = conn.execute(
+            "SELECT (SELECT count(*) FROM temporal_snapshots), (SELECT count(*) FROM drift_reports),"
+            " (SELECT count(*) FROM customer_profiles)"
+        ).fetchone()
+    assert counts[:2] == (0, 0)
+    assert counts[2] == summary["profiles_upserted"]
 
 
 def test_run_with_snapshot_weeks_backfills_only_the_latest_weeks(
