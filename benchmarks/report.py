@@ -74,7 +74,7 @@ def _notes(row: dict) -> str:
     if row["stage"] == "models" and "job_seconds" in details:
         notes.append(f"whole job {details['job_seconds']:.1f} s")
     stage_seconds = details.get("stage_seconds") or {}
-    if row["stage"] == "run" and stage_seconds:
+    if row["stage"] in ("run", "run_profiles") and stage_seconds:
         inner = {k: v for k, v in stage_seconds.items() if k != "total"}
         top = sorted(inner.items(), key=lambda kv: -kv[1])[:3]
         notes.append("inside: " + ", ".join(f"{k} {v:.0f} s" for k, v in top))

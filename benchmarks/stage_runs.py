@@ -125,18 +125,21 @@ def run_stage(run: SizeRun, name: str, profile: bool) -> list[dict]:
     return rows
 
 
-def run_end_to_end(run: SizeRun, profile: bool) -> list[dict]:
-    """`quimbi-pipeline run` on the generated drops, fresh home, timed from outside."""
+def run_end_to_end(run: SizeRun, profile: bool, name: str = "run") -> list[dict]:
+    """`quimbi-pipeline run` on the generated drops, fresh home, timed from outside; stage
+    ``run_profiles`` passes ``--snapshot-weeks 0``."""
     stop_embedded(run.run_home / "pgdata")
     shutil.rmtree(run.run_home, ignore_errors=True)
     run.logs.mkdir(parents=True, exist_ok=True)
     arguments = ["run", str(run.shop / "drops"), "--home", str(run.run_home), "--json"]
+    if name == "run_profiles":
+        arguments += ["--snapshot-weeks", "0"]
     command = [str(CLI), *arguments]
     if profile:
-        cprofile = ["-m", "cProfile", "-o", str(_profile_path(run, "run"))]
+        cprofile = ["-m", "cProfile", "-o", str(_profile_path(run, name))]
         command = [str(PYTHON), *cprofile, "-m", "quimbi_pipeline.cli", *arguments]
-    print(f"[{run.size:,}] run (end to end) ...", flush=True)
-    out = run.logs / "run.out"
+    print(f"[{run.size:,}] {name} (end to end) ...", flush=True)
+    out = run.logs / f"{name}.out"
     measured = run_measured(
         command,
         env=child_env(),
@@ -146,11 +149,11 @@ def run_end_to_end(run: SizeRun, profile: bool) -> list[dict]:
         timeout=run.args.run_timeout,
     )
     if measured.timed_out:
-        row = _row(run, "run", measured.wall_seconds, measured, {"timed_out": True}, None)
+        row = _row(run, name, measured.wall_seconds, measured, {"timed_out": True}, None)
         row["met"] = False
         stop_embedded(run.run_home / "pgdata")
         return [row]
-    _check(measured, "run")
+    _check(measured, name)
     summary = json.loads(out.read_text().strip().splitlines()[-1])
     details = {
         "rows_read": summary.get("rows_read"),
@@ -159,7 +162,7 @@ def run_end_to_end(run: SizeRun, profile: bool) -> list[dict]:
         "snapshot_weeks": summary.get("snapshot_weeks"),
         "stage_seconds": summary.get("seconds"),
     }
-    row = _row(run, "run", measured.wall_seconds, measured, details, None)
+    row = _row(run, name, measured.wall_seconds, measured, details, None)
     row["profiled"] = profile
     return [row]
 
@@ -266,8 +269,8 @@ def commit() -> str:
 
 
 def run_one(run: SizeRun, name: str, profile: bool) -> list[dict]:
-    if name == "run":
-        return run_end_to_end(run, profile)
+    if name in ("run", "run_profiles"):
+        return run_end_to_end(run, profile, name)
     if name == "snapshots":
         return run_snapshot_bench(run)
     return run_stage(run, name, profile)

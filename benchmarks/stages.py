@@ -112,6 +112,13 @@ STAGES: dict[str, Stage] = {
             ("generate",),
             target=Target(30, 100_000, 4),
         ),
+        Stage(
+            "run_profiles",
+            "the same with `--snapshot-weeks 0`: the run as issue 4 defined it, ending with the "
+            "profiles (issue 5 added the snapshot backfill after it)",
+            ("generate",),
+            target=Target(30, 100_000, 4),
+        ),
     ]
 }
 
