@@ -229,12 +229,13 @@ def _progress(message: str) -> None:
 
 
 def console() -> None:
-    """The console script: ``main``, then an exit that skips the last garbage collection.
+    """The console script: ``main``, then an exit that spares the interpreter's last garbage
+    collection the objects left behind.
 
-    That collection walks every object the imports and the run left behind (Dagster's above
-    all): 1.4 s after a run, doing nothing useful, since the database and files are closed by
-    then. ``gc.freeze`` exempts those objects from it. It stays out of ``main``, which tests call
-    in their own long-lived process.
+    That collection walks every object the imports and the run created (Dagster's above all):
+    1.4 s after a run, doing nothing useful, since the database and files are closed by then.
+    ``gc.freeze`` exempts the live objects from it. It stays out of ``main``, which tests call in
+    their own long-lived process.
     """
     code = main()
     gc.freeze()

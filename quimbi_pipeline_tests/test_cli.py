@@ -336,8 +336,8 @@ def test_run_with_zero_snapshot_weeks_ends_with_the_profiles(
     assert not QuimbiHome.at(home).asset_dir("drift_reports").exists()
     with connect(clean_db) as conn:
         counts = conn.execute(
-            "SELECT (SELECT count(*) FROM temporal_snapshots), (SELECT count(*) FROM drift_reports),"
-            " (SELECT count(*) FROM customer_profiles)"
+            "SELECT (SELECT count(*) FROM temporal_snapshots),"
+            " (SELECT count(*) FROM drift_reports), (SELECT count(*) FROM customer_profiles)"
         ).fetchone()
     assert counts[:2] == (0, 0)
     assert counts[2] == summary["profiles_upserted"]
