@@ -300,6 +300,24 @@ def test_the_console_script_exits_non_zero_on_a_bad_file(clean_db, tmp_path) -> 
     assert done.stdout == ""
 
 
+def test_the_console_script_exits_zero_with_its_whole_output(tmp_path) -> None:
+    # console() freezes the garbage collector before exiting: the exit code and every line
+    # printed must still come through.
+    out = tmp_path / "shop"
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "generate", "--customers", "25", "--out", str(out), "--months", "12"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("wrote 25 customers")
+    assert f"ground truth: {out}" in done.stdout.splitlines()[-1]
+    assert len(list((out / "drops").glob("orders_*.csv"))) == 12
+
+
 def test_history_weeks_are_every_week_of_the_history_or_its_last_n() -> None:
     first, last = date(2024, 1, 3), date(2024, 3, 20)
     every = history_weeks(first, last)
