@@ -108,12 +108,14 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    # The definitions (Dagster, polars, scikit-learn) take seconds to import, and starting the
-    # database is mostly waiting for its process: the import runs on a thread meanwhile.
-    preload = threading.Thread(target=_import_definitions, daemon=True)
-    preload.start()
     from quimbi_pipeline.runtime import resolve_home, runtime
 
+    # The definitions (Dagster, polars, scikit-learn) take seconds to import, and starting the
+    # database is mostly waiting for its process: the import runs on a thread meanwhile. This
+    # thread imports nothing until it has joined (runtime() imports no module once its own
+    # module is loaded), so two threads never import at once.
+    preload = threading.Thread(target=_import_definitions, daemon=True)
+    preload.start()
     home = resolve_home(args.home)
     with runtime(home, args.database_url) as rt:
         preload.join()

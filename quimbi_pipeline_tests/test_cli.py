@@ -7,6 +7,7 @@ second must be rerunnable. The installed script itself is run once, on a bad fil
 import contextlib
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -316,6 +317,33 @@ def test_the_console_script_exits_zero_with_its_whole_output(tmp_path) -> None:
     assert done.stdout.startswith("wrote 25 customers")
     assert f"ground truth: {out}" in done.stdout.splitlines()[-1]
     assert len(list((out / "drops").glob("orders_*.csv"))) == 12
+
+
+# What test_starting_the_runtime_imports_no_module runs in a fresh interpreter.
+_RUNTIME_IMPORTS = """
+import sys
+from quimbi_pipeline.runtime import resolve_home, runtime
+before = set(sys.modules)
+with runtime(resolve_home(sys.argv[1])):
+    print(sorted(set(sys.modules) - before))
+"""
+
+
+def test_starting_the_runtime_imports_no_module(tmp_path) -> None:
+    # `run` imports the pipeline on a thread while runtime() starts the embedded database: if
+    # both threads imported at once, a circular import between them could deadlock.
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "QUIMBI_HOME")}
+    done = subprocess.run(
+        [sys.executable, "-c", _RUNTIME_IMPORTS, str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_history_weeks_are_every_week_of_the_history_or_its_last_n() -> None:
