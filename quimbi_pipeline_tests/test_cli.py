@@ -324,17 +324,20 @@ _RUNTIME_IMPORTS = """
 import sys
 from quimbi_pipeline.runtime import resolve_home, runtime
 before = set(sys.modules)
-with runtime(resolve_home(sys.argv[1])):
+with runtime(resolve_home(sys.argv[1]), sys.argv[2] or None):
     print(sorted(set(sys.modules) - before))
 """
 
 
-def test_starting_the_runtime_imports_no_module(tmp_path) -> None:
-    # `run` imports the pipeline on a thread while runtime() starts the embedded database: if
-    # both threads imported at once, a circular import between them could deadlock.
+@pytest.mark.parametrize("server", ["embedded", "url"])
+def test_starting_the_runtime_imports_no_module(server, clean_db, tmp_path) -> None:
+    # `run` imports the pipeline on a thread while runtime() starts the embedded database (or
+    # migrates the one at the URL): if both threads imported at once, a circular import
+    # between them could deadlock.
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "QUIMBI_HOME")}
+    url = clean_db if server == "url" else ""
     done = subprocess.run(
-        [sys.executable, "-c", _RUNTIME_IMPORTS, str(tmp_path / "home")],
+        [sys.executable, "-c", _RUNTIME_IMPORTS, str(tmp_path / "home"), url],
         capture_output=True,
         text=True,
         timeout=300,
