@@ -369,20 +369,21 @@ def test_snapshot_weeks_must_not_be_negative(capsys) -> None:
 
 
 def _run_snapshot_weeks(
-    shop: GenerateReport, database_url: str, home: Path, weeks: int
-) -> dict[str, object]:
-    """``run --snapshot-weeks weeks --json`` of the shop's drops in ``home``: its summary."""
+    shop: GenerateReport, database_url: str, tmp_path: Path, weeks: int
+) -> tuple[Path, dict[str, object]]:
+    """``run --snapshot-weeks weeks --json`` of the shop's drops in a new home under
+    ``tmp_path``: the home and the summary."""
+    home = tmp_path / "home"
     drops = shop.order_files[0].parent
     args = ["run", str(drops), "--json", "--home", str(home), "--database-url", database_url]
     out, _ = _run_in_process([*args, "--snapshot-weeks", str(weeks)])
-    return last_json_line(out)
+    return home, last_json_line(out)
 
 
 def test_run_with_zero_snapshot_weeks_ends_with_the_profiles(
     tiny_shop: GenerateReport, clean_db: str, tmp_path: Path
 ) -> None:
-    home = tmp_path / "home"
-    summary = _run_snapshot_weeks(tiny_shop, clean_db, home, 0)
+    home, summary = _run_snapshot_weeks(tiny_shop, clean_db, tmp_path, 0)
     assert summary["snapshot_weeks"] == 0
     assert summary["latest_drift"] == {}
     assert set(summary["seconds"]) == STAGES | {"total"}
@@ -401,8 +402,7 @@ def test_run_with_zero_snapshot_weeks_ends_with_the_profiles(
 def test_run_with_snapshot_weeks_backfills_only_the_latest_weeks(
     tiny_shop: GenerateReport, clean_db: str, tmp_path: Path
 ) -> None:
-    home = tmp_path / "home"
-    summary = _run_snapshot_weeks(tiny_shop, clean_db, home, 3)
+    home, summary = _run_snapshot_weeks(tiny_shop, clean_db, tmp_path, 3)
     assert summary["snapshot_weeks"] == 3
     weeks = QuimbiHome.at(home).asset_dir("temporal_snapshots") / "weekly"
     days = sorted(p.stem for p in weeks.glob("*.parquet"))
