@@ -38,6 +38,8 @@ class Measurement:
     postgres_cpu_seconds: float
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
+    # Share of the machine's CPU time the hypervisor gave to other guests while the child ran.
+    steal_share: float | None = None
     timed_out: bool = False
     stderr_tail: str = ""
 
@@ -147,6 +149,7 @@ def run_measured(
         interval: Sampling period of the psutil sampler.
     """
     load_before = os.getloadavg()
+    times_before = cpu_times()
     stdout = open(stdout_path, "w") if stdout_path else subprocess.DEVNULL  # noqa: SIM115
     stderr_path = (stdout_path or Path(os.devnull)).with_suffix(".stderr")
     stderr = open(stderr_path, "w") if stdout_path else subprocess.DEVNULL  # noqa: SIM115
@@ -187,9 +190,32 @@ def run_measured(
         postgres_cpu_seconds=round(peaks.postgres_cpu(), 2),
         load_before=tuple(round(x, 2) for x in load_before),
         load_after=tuple(round(x, 2) for x in os.getloadavg()),
+        steal_share=steal_share(times_before, cpu_times()),
         timed_out=peaks.timed_out,
         stderr_tail=tail,
     )
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(steal, total) ticks of all CPUs since boot, from /proc/stat; None where there is none.
+
+    Steal is time a virtual CPU was ready to run but the hypervisor ran another guest: on a
+    shared host it slows every stage without showing in the load average.
+    """
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
+    return (fields[7], sum(fields[:8])) if len(fields) >= 8 else None
+
+
+def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of CPU time stolen between two ``cpu_times`` readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]), 3)
 
 
 def _terminate(child: subprocess.Popen, peaks: _Peaks) -> None:

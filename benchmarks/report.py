@@ -53,6 +53,9 @@ def memory(nbytes: int | None) -> str:
 def _notes(row: dict) -> str:
     details = row.get("details") or {}
     notes = [f"cpu {row['cpu_seconds']:.0f} s", f"load {row['load_before'][0]:.1f}"]
+    # Rows measured before steal was recorded have none: absent, not zero.
+    if row.get("steal_share") is not None:
+        notes.append(f"steal {row['steal_share']:.0%}")
     if row.get("postgres_peak_bytes"):
         notes.append(f"postgres {memory(row['postgres_peak_bytes'])}")
     if (row.get("postgres_cpu_seconds") or 0) >= 1:
@@ -128,7 +131,10 @@ def write_markdown(results_dir: Path, out: Path) -> None:
         f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
         f"{machine.get('memory_gib', '?')} GiB RAM, Python {machine.get('python', '?')}, "
         f"{machine.get('system', '?')}. The cores were shared with other work while measuring: "
-        "the load averages below say how busy the machine was (2.0 = both cores busy).",
+        "the load averages below say how busy the machine was (2.0 = both cores busy). "
+        "On a virtual machine, other guests can also take CPU time from it without showing in "
+        "the load: the notes' steal is the share of CPU time the host gave to them during the "
+        "stage (rows measured before 2026-11-22 06:00 UTC did not record it).",
         "",
         "| size | raw file | commit | uptime before | uptime after | stages in the table |",
         "|---:|---|---|---|---|---|",

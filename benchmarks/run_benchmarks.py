@@ -94,8 +94,13 @@ def _line(row: dict) -> str:
     met = {True: "met", False: "MISSED", None: ""}[row["met"]]
     return (
         f"{row['stage']}: {row['seconds']:.1f} s, peak RSS {row['peak_rss_bytes'] / 2**20:,.0f} "
-        f"MiB, cpu {row['cpu_seconds']:.1f} s, load {row['load_before'][0]:.2f} {met}"
+        f"MiB, cpu {row['cpu_seconds']:.1f} s, load {row['load_before'][0]:.2f}{_steal(row)} {met}"
     )
+
+
+def _steal(row: dict) -> str:
+    share = row.get("steal_share")
+    return f", steal {share:.0%}" if share else ""
 
 
 def main(argv: list[str] | None = None) -> int:

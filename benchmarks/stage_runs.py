@@ -224,6 +224,7 @@ def _row(
         "setup_seconds": setup_seconds,
         "load_before": measured.load_before,
         "load_after": measured.load_after,
+        "steal_share": measured.steal_share,
         "target": target.describe() if target else None,
         "met": target.met(run.size, seconds, measured.max_rss_bytes) if target else None,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
