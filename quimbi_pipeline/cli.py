@@ -189,11 +189,13 @@ def _sql(args: argparse.Namespace) -> int:
     path = Path(args.query)
     text = path.read_text() if path.suffix == ".sql" and path.exists() else args.query
     home = resolve_home(args.home)
-    with runtime(home, args.database_url) as rt, connect(rt.database_url) as conn:
+    # Autocommit: each statement commits on its own, and statements that refuse to run in a
+    # transaction block (VACUUM, ALTER SYSTEM, CREATE INDEX CONCURRENTLY) run too.
+    with runtime(home, args.database_url) as rt, connect(rt.database_url, autocommit=True) as conn:
         cur = conn.execute(text)
         if cur.description is None:
-            conn.commit()
-            print(f"{cur.rowcount} row(s) affected")
+            # VACUUM, ALTER SYSTEM and the like have no row count: show their status instead.
+            print(f"{cur.rowcount} row(s) affected" if cur.rowcount >= 0 else cur.statusmessage)
             return 0
         columns = [c.name for c in cur.description]
         rows = cur.fetchmany(args.limit)

@@ -35,6 +35,8 @@ from quimbi_pipeline.runner import history_weeks, week_key
 from quimbi_pipeline.runtime import Runtime
 from quimbi_pipeline_tests.drop_files import order_row, write_orders
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 # The embedded test server trusts local connections, so it ignores this password: the runs
 # succeed, and whatever they print or write can be searched for it.
 PASSWORD = "Pw-never-shown-7f3a"
@@ -227,6 +229,31 @@ def test_the_password_is_never_shown_or_written(cli_runs: CliRuns) -> None:
     for path in cli_runs.home.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_sql_prints_the_rows_of_a_query_or_a_query_file(cli_runs: CliRuns) -> None:
+    base = ["--home", str(cli_runs.home), "--database-url", cli_runs.database_url]
+    out, _ = _run_in_process(["sql", "SELECT count(*) AS profiles FROM customer_profiles", *base])
+    header, _rule, value, footer = out.strip().splitlines()
+    assert header.strip() == "profiles"
+    assert int(value) == cli_runs.first_counts["customer_profiles"] > 0
+    assert footer == "(1 row(s))"
+
+    query = REPO_ROOT / "sql" / "queries" / "segment_distribution.sql"
+    out, _ = _run_in_process(["sql", str(query), *base])
+    assert int(out.strip().splitlines()[-1].strip("()").split()[0]) > 0
+
+
+def test_sql_runs_statements_that_refuse_a_transaction_block(cli_runs: CliRuns) -> None:
+    base = ["--home", str(cli_runs.home), "--database-url", cli_runs.database_url]
+    out, _ = _run_in_process(["sql", "VACUUM (ANALYZE) customer_profiles", *base])
+    assert out.strip() == "VACUUM"
+    with connect(cli_runs.database_url) as conn:
+        analyzed = conn.execute(
+            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
+            "WHERE relname = 'customer_profiles'"
+        ).fetchone()
+    assert analyzed == (True,)
 
 
 def test_describe_database_redacts_the_password(tmp_path) -> None:
