@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import skfuzzy
 from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
@@ -247,50 +246,42 @@ def refine_centres(
 ) -> np.ndarray:
     """Final centres of a partition: FCM started from the k-means centres, GMM means as is.
 
-    skfuzzy's ``seed=`` reseeds numpy's global generator, so FCM is started from ``init=``,
-    the memberships the k-means centres imply; that also makes it deterministic. skfuzzy has
-    no row weights: weighted rows go through ``weighted_cmeans``, the same iteration.
+    FCM starts from the memberships the k-means centres imply, which also makes it
+    deterministic. It runs ``weighted_cmeans``, skfuzzy's iteration with optional row weights:
+    without weights its centres equal ``skfuzzy.cmeans``'s (tested), and it took a seventh of
+    skfuzzy's CPU time on 50,000 rows, which skips the objective and copies it computes every
+    step.
     """
     if config.algorithm == "gmm":
         return np.asarray(partition.centres, dtype=np.float64)
     u0 = fuzzy_memberships(cdist(z, partition.centres, "sqeuclidean"), config.fuzziness).T
-    if weights is None:
-        centres, *_ = skfuzzy.cmeans(
-            z.T,
-            c=partition.k,
-            m=config.fuzziness,
-            error=config.fcm_error,
-            maxiter=config.fcm_maxiter,
-            init=u0,
-        )
-    else:
-        centres = weighted_cmeans(z, u0, weights, config)
+    centres = weighted_cmeans(z, u0, weights, config)
     if not np.all(np.isfinite(centres)):  # defensive: never hand on a broken centre
         return np.asarray(partition.centres, dtype=np.float64)
     return np.asarray(centres, dtype=np.float64)
 
 
 def weighted_cmeans(
-    z: np.ndarray, u0: np.ndarray, weights: np.ndarray, config: SegmentationConfig
+    z: np.ndarray, u0: np.ndarray, weights: np.ndarray | None, config: SegmentationConfig
 ) -> np.ndarray:
     """Fuzzy c-means with row weights, iterated as ``skfuzzy.cmeans`` does; returns the centres.
 
     Each step puts the centres at the ``weights * u ** m`` weighted means and recomputes the
     memberships from them; it stops when the memberships move by less than ``fcm_error``
-    (Frobenius norm, skfuzzy's criterion) or after ``fcm_maxiter`` steps. Unit weights give
-    skfuzzy's centres.
+    (Frobenius norm, skfuzzy's criterion) or after ``fcm_maxiter`` steps. Without weights (or
+    with unit weights) the centres are skfuzzy's.
 
     Args:
         z: (n, f) scaled rows.
         u0: (c, n) initial memberships (skfuzzy's layout).
-        weights: (n,) positive row weights.
+        weights: (n,) positive row weights, or None for unit weights.
         config: fuzziness, error and maxiter.
     """
     m = config.fuzziness
     u = np.fmax(u0 / u0.sum(axis=0, keepdims=True), np.finfo(np.float64).eps)
     centres = np.zeros((u.shape[0], z.shape[1]))
     for _ in range(config.fcm_maxiter):
-        um = (u**m) * weights
+        um = u**m if weights is None else (u**m) * weights
         centres = um @ z / um.sum(axis=1, keepdims=True)
         d2 = np.fmax(cdist(centres, z, "sqeuclidean"), np.finfo(np.float64).eps)
         previous, u = u, fuzzy_memberships(d2.T, m).T

@@ -412,6 +412,8 @@ def test_weighted_cmeans_with_unit_weights_is_skfuzzy():
         X.T, c=3, m=2.0, error=config.fcm_error, maxiter=config.fcm_maxiter, init=u0
     )
     np.testing.assert_allclose(weighted_cmeans(X, u0, np.ones(len(X)), config), expected)
+    # Without weights, as the unweighted fits (population fits of the fidelity check) run it.
+    np.testing.assert_allclose(weighted_cmeans(X, u0, None, config), expected)
 
 
 def test_design_weights_make_a_value_skewed_sample_fit_like_the_population():
