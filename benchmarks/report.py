@@ -134,7 +134,7 @@ def write_markdown(results_dir: Path, out: Path) -> None:
         "the load averages below say how busy the machine was (2.0 = both cores busy). "
         "On a virtual machine, other guests can also take CPU time from it without showing in "
         "the load: the notes' steal is the share of CPU time the host gave to them during the "
-        "stage (rows measured before 2026-11-22 06:00 UTC did not record it).",
+        "stage (absent in rows measured before it was recorded).",
         "",
         "| size | raw file | commit | uptime before | uptime after | stages in the table |",
         "|---:|---|---|---|---|---|",

@@ -248,9 +248,9 @@ def refine_centres(
 
     FCM starts from the memberships the k-means centres imply, which also makes it
     deterministic. It runs ``weighted_cmeans``, skfuzzy's iteration with optional row weights:
-    without weights its centres equal ``skfuzzy.cmeans``'s (tested), and it took a seventh of
-    skfuzzy's CPU time on 50,000 rows, which skips the objective and copies it computes every
-    step.
+    without weights its centres equal ``skfuzzy.cmeans``'s (tested). It took a seventh of
+    skfuzzy's CPU time on 50,000 rows: it skips the objective and the copies that skfuzzy
+    computes at every step.
     """
     if config.algorithm == "gmm":
         return np.asarray(partition.centres, dtype=np.float64)
