@@ -50,12 +50,18 @@ def memory(nbytes: int | None) -> str:
     return f"{nbytes / MIB:,.0f} MiB"
 
 
+def steal_note(row: dict) -> str | None:
+    """``steal N%`` of a row; None for rows measured before steal was recorded (absent, not
+    zero)."""
+    share = row.get("steal_share")
+    return None if share is None else f"steal {share:.0%}"
+
+
 def _notes(row: dict) -> str:
     details = row.get("details") or {}
     notes = [f"cpu {row['cpu_seconds']:.0f} s", f"load {row['load_before'][0]:.1f}"]
-    # Rows measured before steal was recorded have none: absent, not zero.
-    if row.get("steal_share") is not None:
-        notes.append(f"steal {row['steal_share']:.0%}")
+    if steal := steal_note(row):
+        notes.append(steal)
     if row.get("postgres_peak_bytes"):
         notes.append(f"postgres {memory(row['postgres_peak_bytes'])}")
     if (row.get("postgres_cpu_seconds") or 0) >= 1:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from measure import machine, uptime
-from report import write_markdown
+from report import steal_note, write_markdown
 from stage_runs import SizeRun, StageFailed, commit, run_one, stop_embedded
 from stages import MEASURED_WITH, STAGES, with_prerequisites
 
@@ -92,15 +92,12 @@ def _bench_size(run: SizeRun, args: argparse.Namespace) -> dict:
 
 def _line(row: dict) -> str:
     met = {True: "met", False: "MISSED", None: ""}[row["met"]]
+    steal = steal_note(row)
     return (
         f"{row['stage']}: {row['seconds']:.1f} s, peak RSS {row['peak_rss_bytes'] / 2**20:,.0f} "
-        f"MiB, cpu {row['cpu_seconds']:.1f} s, load {row['load_before'][0]:.2f}{_steal(row)} {met}"
+        f"MiB, cpu {row['cpu_seconds']:.1f} s, load {row['load_before'][0]:.2f}"
+        f"{f', {steal}' if steal else ''} {met}"
     )
-
-
-def _steal(row: dict) -> str:
-    share = row.get("steal_share")
-    return f", steal {share:.0%}" if share else ""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -231,22 +231,26 @@ def test_the_password_is_never_shown_or_written(cli_runs: CliRuns) -> None:
             assert PASSWORD.encode() not in path.read_bytes(), path
 
 
+def _sql(cli_runs: CliRuns, query: str) -> str:
+    """stdout of ``quimbi-pipeline sql query`` on the home and database of ``cli_runs``."""
+    args = ["--home", str(cli_runs.home), "--database-url", cli_runs.database_url]
+    return _run_in_process(["sql", query, *args])[0]
+
+
 def test_sql_prints_the_rows_of_a_query_or_a_query_file(cli_runs: CliRuns) -> None:
-    base = ["--home", str(cli_runs.home), "--database-url", cli_runs.database_url]
-    out, _ = _run_in_process(["sql", "SELECT count(*) AS profiles FROM customer_profiles", *base])
+    out = _sql(cli_runs, "SELECT count(*) AS profiles FROM customer_profiles")
     header, _rule, value, footer = out.strip().splitlines()
     assert header.strip() == "profiles"
     assert int(value) == cli_runs.first_counts["customer_profiles"] > 0
     assert footer == "(1 row(s))"
 
     query = REPO_ROOT / "sql" / "queries" / "segment_distribution.sql"
-    out, _ = _run_in_process(["sql", str(query), *base])
+    out = _sql(cli_runs, str(query))
     assert int(out.strip().splitlines()[-1].strip("()").split()[0]) > 0
 
 
 def test_sql_runs_statements_that_refuse_a_transaction_block(cli_runs: CliRuns) -> None:
-    base = ["--home", str(cli_runs.home), "--database-url", cli_runs.database_url]
-    out, _ = _run_in_process(["sql", "VACUUM (ANALYZE) customer_profiles", *base])
+    out = _sql(cli_runs, "VACUUM (ANALYZE) customer_profiles")
     assert out.strip() == "VACUUM"
     with connect(cli_runs.database_url) as conn:
         analyzed = conn.execute(
