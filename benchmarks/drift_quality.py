@@ -16,7 +16,11 @@ writes: only the lake's numbers are needed). Scored against ``ground_truth/custo
   so each changer is also scored from its first order after the change: flagged if a report
   dated in [that order's day, that day + 28 days) is MODERATE or worse on a changed axis
   ("from the first order after the change"; changers with no such order, or whose window
-  runs past the history, are left out).
+  runs past the history, are left out). The first order after the change need not show it:
+  a new deal hunter's may carry no discount, a new returner's no refund. So each is scored
+  the same way from its first order that shows the change ("from the first order showing
+  it"): a discounted one for a price change, a refunded one for a returns change, and any
+  order for the others.
 - steady customers (no change, no churn, not a "growing" trajectory, first order at least 8
   weeks before the report): the share of their weekly reports with MODERATE or worse on any
   axis, or overall ("per report"), and the share of steady customers flagged at least once in
@@ -61,6 +65,15 @@ WINDOW_DAYS = 28
 RULE_DAYS = 90
 CHURN_AXES = ("loyalty_trajectory", "purchase_frequency")
 HORIZONS = (4, 13, 26)
+# An order day that shows a changer's change: a discount for a price change, a refund for a
+# returns change; any order day for the other changes.
+SHOWS_CHANGE = (
+    pl.when(pl.col("changed_axes").list.contains("price_sensitivity"))
+    .then(pl.col("discounted"))
+    .when(pl.col("changed_axes").list.contains("return_behavior"))
+    .then(pl.col("refunded"))
+    .otherwise(True)
+)
 # Segments follow tenure by design (new, established, veteran): a calendar effect, not drift.
 CALENDAR_AXES = ("customer_maturity",)
 
@@ -170,9 +183,14 @@ def score(
         pl.col("on_axis").filter(pl.col("ordered")).mean().alias("on_axis_with_order"),
     ]
     after_order = first_order_window(flagged, changers, order_days, axes, end)
-    per_changer = per_changer.join(after_order, on="customer_id", how="left")
+    showing = first_order_window(flagged, changers, order_days, axes, end, SHOWS_CHANGE)
+    per_changer = per_changer.join(after_order, on="customer_id", how="left").join(
+        showing.rename({"after_first_order": "after_showing_order"}), on="customer_id", how="left"
+    )
     rates.append(pl.col("after_first_order").mean())
     rates.append(pl.col("after_first_order").count().alias("with_first_order"))
+    rates.append(pl.col("after_showing_order").mean())
+    rates.append(pl.col("after_showing_order").count().alias("with_showing_order"))
     by_kind = per_changer.group_by("kind").agg(rates).sort("kind")
     totals = per_changer.select(rates).row(0, named=True)
     reaction = (
@@ -191,6 +209,8 @@ def score(
         "flagged_on_changed_axis_with_order": totals["on_axis_with_order"],
         "with_first_order_after_change": totals["with_first_order"],
         "flagged_on_changed_axis_from_first_order": totals["after_first_order"],
+        "with_order_showing_change": totals["with_showing_order"],
+        "flagged_on_changed_axis_from_order_showing_change": totals["after_showing_order"],
         "by_kind": by_kind.to_dicts(),
         "moderate_on_changed_axis_after_weeks": reaction.to_dicts(),
     }
@@ -283,13 +303,15 @@ def first_order_window(
     order_days: pl.DataFrame,
     axes: list[str],
     end,
+    shows: pl.Expr | None = None,
 ) -> pl.DataFrame:
     """Per changer with an order after the change (and 28 days of reports after that order):
     ``after_first_order``, MODERATE+ on a changed axis in a report dated in [order day,
-    order day + 28 days)."""
+    order day + 28 days). ``shows``: only the order days it is true for count (see
+    ``SHOWS_CHANGE``)."""
     first_order = (
         order_days.join(changers, on="customer_id")
-        .filter(pl.col("day") > pl.col("change_date"))
+        .filter((pl.col("day") > pl.col("change_date")) & (True if shows is None else shows))
         .group_by("customer_id")
         .agg(pl.col("day").min().alias("first_order"))
         .filter(pl.col("first_order") + timedelta(days=WINDOW_DAYS) <= end)
@@ -332,21 +354,25 @@ def markdown(results: dict) -> str:
         "| planted changers: MODERATE+ in the 4 weekly reports after the change | customers "
         "| on a changed axis | overall | any axis | with an order in the 4 weeks "
         "| on a changed axis, of those | with an order after the change "
+        "| on a changed axis within 4 weeks of that order | with an order showing the change "
         "| on a changed axis within 4 weeks of that order |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| all | {ch['count']:,} | {pct(ch['flagged_on_changed_axis'])} "
         f"| {pct(ch['flagged_overall'])} | {pct(ch['flagged_any_axis'])} "
         f"| {pct(ch['with_an_order_in_window'])} "
         f"| {pct(ch['flagged_on_changed_axis_with_order'])} "
         f"| {ch['with_first_order_after_change']:,} "
-        f"| {pct(ch['flagged_on_changed_axis_from_first_order'])} |",
+        f"| {pct(ch['flagged_on_changed_axis_from_first_order'])} "
+        f"| {ch['with_order_showing_change']:,} "
+        f"| {pct(ch['flagged_on_changed_axis_from_order_showing_change'])} |",
     ]
     for row in ch["by_kind"]:
         lines.append(
             f"| {row['kind']} | {row['changers']:,} | {pct(row['on_axis'])} "
             f"| {pct(row['overall'])} | {pct(row['any_axis'])} | {pct(row['with_order'])} "
             f"| {pct(row['on_axis_with_order'])} | {row['with_first_order']:,} "
-            f"| {pct(row['after_first_order'])} |"
+            f"| {pct(row['after_first_order'])} | {row['with_showing_order']:,} "
+            f"| {pct(row['after_showing_order'])} |"
         )
     lines += [
         "",
@@ -410,8 +436,11 @@ def main(argv: list[str] | None = None) -> int:
     reports, horizons = weekly_reports(home, models, changers)
     order_days = (
         pl.scan_parquet(orders_path(home))
-        .select("customer_id", pl.col("ordered_at").dt.date().alias("day"))
-        .unique()
+        .group_by("customer_id", pl.col("ordered_at").dt.date().alias("day"))
+        .agg(
+            discounted=(pl.col("discount").fill_null(0.0) > 0).any(),
+            refunded=(pl.col("refund").fill_null(0.0) > 0).any(),
+        )
         .collect()
     )
     results = score(reports, horizons, truth, order_days)
