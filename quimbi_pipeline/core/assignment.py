@@ -57,6 +57,18 @@ def customer_batch(customer_ids: pl.Series, batches: int) -> pl.Series:
     return pl.Series("batch", values, dtype=pl.Int32)
 
 
+def batch_rows(batch: pl.Series, batches: int) -> list[np.ndarray]:
+    """The row numbers of each batch ``0..batches-1``, in row order.
+
+    Gathering a batch's rows reads only those rows, where filtering by batch would scan every
+    row of the frame once per batch.
+    """
+    values = batch.to_numpy()
+    order = np.argsort(values, kind="stable")
+    bounds = np.searchsorted(values[order], np.arange(batches + 1))
+    return [order[bounds[b] : bounds[b + 1]] for b in range(batches)]
+
+
 def model_columns(model: AxisModel) -> list[str]:
     """The feature columns a model was fitted on, ``<axis>__<feature>``, in model order."""
     return [f"{model.axis}__{name}" for name in model.feature_names]
@@ -159,14 +171,18 @@ def json_columns(results: dict[str, AxisResult], height: int) -> dict[str, pl.Se
         key = json.dumps(axis) + ":"
         quoted = [json.dumps(name) for name in r.names]
         rounded = np.round(r.memberships, DECIMALS)
-        top, index = f"d{a}", f"i{a}"
+        top = f"d{a}"
         frame[top] = pl.Series(quoted, dtype=pl.String).gather(r.dominant)
-        frame[index] = pl.Series(r.dominant, dtype=pl.Int32)
         frame[f"s{a}"] = strengths[axis].cast(pl.String)
+        # The dominant segment leads each map, so the others each carry their own comma. The
+        # masks are taken in numpy: a null member drops out of concat_str (ignore_nulls),
+        # which is cheaper than a when/then per segment and row.
+        others = np.arange(len(quoted)) != r.dominant[:, None]
+        listed = others & (rounded >= FUZZY_FLOOR)
+        belongs_to = others & (rounded >= BELONGS_THRESHOLD)
         for j in range(len(quoted)):
-            frame[f"m{a}_{j}"] = pl.Series(rounded[:, j], dtype=pl.Float64)
-        others = [(pl.col(index) != j, q, pl.col(f"m{a}_{j}")) for j, q in enumerate(quoted)]
-        # Dominant first, so the others can each carry their own leading comma.
+            frame[f"m{a}_{j}"] = pl.Series(np.where(listed[:, j], rounded[:, j], np.nan))
+            frame[f"b{a}_{j}"] = pl.Series(belongs_to[:, j])
         fuzzy.append(
             pl.concat_str(
                 pl.lit(key + "{"),
@@ -174,8 +190,8 @@ def json_columns(results: dict[str, AxisResult], height: int) -> dict[str, pl.Se
                 pl.lit(":"),
                 pl.col(f"s{a}"),
                 *[
-                    pl.when(other & (m >= FUZZY_FLOOR)).then(pl.lit(f",{q}:") + m.cast(pl.String))
-                    for other, q, m in others
+                    pl.lit(f",{q}:") + pl.col(f"m{a}_{j}").fill_nan(None).cast(pl.String)
+                    for j, q in enumerate(quoted)
                 ],
                 pl.lit("}"),
                 ignore_nulls=True,
@@ -185,10 +201,7 @@ def json_columns(results: dict[str, AxisResult], height: int) -> dict[str, pl.Se
             pl.concat_str(
                 pl.lit(key + "["),
                 pl.col(top),
-                *[
-                    pl.when(other & (m >= BELONGS_THRESHOLD)).then(pl.lit("," + q))
-                    for other, q, m in others
-                ],
+                *[pl.when(pl.col(f"b{a}_{j}")).then(pl.lit("," + q)) for j, q in enumerate(quoted)],
                 pl.lit("]"),
                 ignore_nulls=True,
             )

@@ -13,6 +13,7 @@ from quimbi_pipeline.core.assignment import (
     FUZZY_FLOOR,
     JSON_COLUMNS,
     assign_batch,
+    batch_rows,
     customer_batch,
 )
 from quimbi_pipeline.core.segmentation import AxisModel
@@ -92,6 +93,18 @@ def test_customer_batch_spreads_customers_over_every_batch() -> None:
     counts = customer_batch(ids, 16).value_counts()
     assert counts.height == 16
     assert counts["count"].min() > 800 and counts["count"].max() < 1200
+
+
+def test_batch_rows_give_each_batch_its_rows_in_row_order() -> None:
+    frame = pl.DataFrame({"customer_id": [str(7_000_000_000 + i) for i in range(5_000)]})
+    batch = customer_batch(frame["customer_id"], 16)
+    rows = batch_rows(batch, 16)
+    assert sorted(np.concatenate(rows).tolist()) == list(range(frame.height))
+    for b, taken in enumerate(rows):
+        expected = frame.filter(batch == b)
+        assert frame.select(pl.all().gather(taken)).equals(expected)
+    # A batch without customers is an empty selection, not a missing one.
+    assert [len(r) for r in batch_rows(pl.Series([2, 0, 2], dtype=pl.Int32), 4)] == [1, 0, 2, 0]
 
 
 def test_memberships_sum_to_one_and_dominant_is_the_argmax(assigned) -> None:

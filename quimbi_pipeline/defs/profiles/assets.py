@@ -7,7 +7,12 @@ import dagster as dg
 import polars as pl
 
 from quimbi_pipeline.core.archetypes import top_archetypes
-from quimbi_pipeline.core.assignment import assign_batch, customer_batch
+from quimbi_pipeline.core.assignment import (
+    assign_batch,
+    batch_rows,
+    customer_batch,
+    model_columns,
+)
 from quimbi_pipeline.core.axes import AXES
 from quimbi_pipeline.db.models_store import load_current_models, model_set_version
 from quimbi_pipeline.db.profiles_store import upsert_profile_batch
@@ -52,10 +57,13 @@ def segment_assignments(
         stored = load_current_models(conn)
     models = {axis: m.model for axis, m in stored.items() if m.model is not None}
     version = model_set_version(stored)
-    batches = features.with_columns(customer_batch(features["customer_id"], CUSTOMER_BATCHES))
+    # Only the columns the models read, gathered batch by batch.
+    needed = dict.fromkeys(c for m in models.values() for c in model_columns(m))
+    inputs = features.select("customer_id", *needed)
+    rows = batch_rows(customer_batch(features["customer_id"], CUSTOMER_BATCHES), CUSTOMER_BATCHES)
 
     def assign(batch: int) -> int:
-        part = batches.filter(pl.col("batch") == batch).drop("batch")
+        part = inputs.select(pl.all().gather(rows[batch]))
         write_batch(home, batch, assign_batch(part, models), version)
         return part.height
 
