@@ -77,9 +77,15 @@ def build_snapshot_asset(name: str, snapshot_type: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         started = time.perf_counter()
         home = lake.paths()
-        orders = pl.read_parquet(orders_path(home))
-        tickets = pl.read_parquet(tickets_path(home)) if tickets_path(home).exists() else None
-        data_end = orders["ordered_at"].max().date() if orders.height else None
+        # Scanned, not read: the series keeps its own prepared copy of the history, and a
+        # second, raw copy held here was 2.2 GiB of the peak at 1M customers.
+        orders = pl.scan_parquet(orders_path(home))
+        tickets = pl.scan_parquet(tickets_path(home)) if tickets_path(home).exists() else None
+        first_orders = (
+            orders.group_by("customer_id").agg(pl.col("ordered_at").min()).collect()["ordered_at"]
+        )
+        latest = orders.select(pl.col("ordered_at").max()).collect().item()
+        data_end = latest.date() if latest is not None else None
         retention = (
             config.retention_days if config.retention_days is not None else default_retention
         )
@@ -99,9 +105,7 @@ def build_snapshot_asset(name: str, snapshot_type: str) -> dg.AssetsDefinition:
         stored_days = [d for d in days if data_end is not None and (data_end - d).days <= retention]
         lake_only = [d for d in days if d not in stored_days]
         # Customers present at each date: the weight of its work when the dates are split.
-        firsts = np.sort(
-            orders.group_by("customer_id").agg(pl.col("ordered_at").min())["ordered_at"].to_numpy()
-        )
+        firsts = np.sort(first_orders.to_numpy())
 
         def customers_at(day: date) -> float:
             return float(np.searchsorted(firsts, np.datetime64(end_of_day(day)), side="right"))
@@ -113,7 +117,7 @@ def build_snapshot_asset(name: str, snapshot_type: str) -> dg.AssetsDefinition:
         series = [first_series, *(first_series.fork() for _ in chains[1:])]
         # Queued dates hold their snapshot until written: as many as fit a memory budget.
         width = sum(len(m.segment_names) + 3 for m in models.values()) * 8
-        pending = int(QUEUE_BYTES // max(1, orders["customer_id"].n_unique() * width))
+        pending = int(QUEUE_BYTES // max(1, first_orders.len() * width))
         with RowWriter(postgres.url, pending=max(1, pending)) as writer:
 
             def take(
