@@ -81,10 +81,12 @@ def build_snapshot_asset(name: str, snapshot_type: str) -> dg.AssetsDefinition:
         # second, raw copy held here was 2.2 GiB of the peak at 1M customers.
         orders = pl.scan_parquet(orders_path(home))
         tickets = pl.scan_parquet(tickets_path(home)) if tickets_path(home).exists() else None
-        first_orders = (
-            orders.group_by("customer_id").agg(pl.col("ordered_at").min()).collect()["ordered_at"]
+        spans = (
+            orders.group_by("customer_id")
+            .agg(first=pl.col("ordered_at").min(), last=pl.col("ordered_at").max())
+            .collect()
         )
-        latest = orders.select(pl.col("ordered_at").max()).collect().item()
+        latest = spans["last"].max()
         data_end = latest.date() if latest is not None else None
         retention = (
             config.retention_days if config.retention_days is not None else default_retention
@@ -105,7 +107,7 @@ def build_snapshot_asset(name: str, snapshot_type: str) -> dg.AssetsDefinition:
         stored_days = [d for d in days if data_end is not None and (data_end - d).days <= retention]
         lake_only = [d for d in days if d not in stored_days]
         # Customers present at each date: the weight of its work when the dates are split.
-        firsts = np.sort(first_orders.to_numpy())
+        firsts = np.sort(spans["first"].to_numpy())
 
         def customers_at(day: date) -> float:
             return float(np.searchsorted(firsts, np.datetime64(end_of_day(day)), side="right"))
@@ -117,7 +119,7 @@ def build_snapshot_asset(name: str, snapshot_type: str) -> dg.AssetsDefinition:
         series = [first_series, *(first_series.fork() for _ in chains[1:])]
         # Queued dates hold their snapshot until written: as many as fit a memory budget.
         width = sum(len(m.segment_names) + 3 for m in models.values()) * 8
-        pending = int(QUEUE_BYTES // max(1, first_orders.len() * width))
+        pending = int(QUEUE_BYTES // max(1, spans.height * width))
         with RowWriter(postgres.url, pending=max(1, pending)) as writer:
 
             def take(
