@@ -74,6 +74,7 @@ SHOWS_CHANGE = (
     .then(pl.col("refunded"))
     .otherwise(True)
 )
+ANY_ORDER = pl.lit(True)
 # Segments follow tenure by design (new, established, veteran): a calendar effect, not drift.
 CALENDAR_AXES = ("customer_maturity",)
 
@@ -303,15 +304,15 @@ def first_order_window(
     order_days: pl.DataFrame,
     axes: list[str],
     end,
-    shows: pl.Expr | None = None,
+    shows: pl.Expr = ANY_ORDER,
 ) -> pl.DataFrame:
     """Per changer with an order after the change (and 28 days of reports after that order):
     ``after_first_order``, MODERATE+ on a changed axis in a report dated in [order day,
-    order day + 28 days). ``shows``: only the order days it is true for count (see
-    ``SHOWS_CHANGE``)."""
+    order day + 28 days). ``shows``: only the order days it is true for count (default any;
+    see ``SHOWS_CHANGE``)."""
     first_order = (
         order_days.join(changers, on="customer_id")
-        .filter((pl.col("day") > pl.col("change_date")) & (True if shows is None else shows))
+        .filter((pl.col("day") > pl.col("change_date")) & shows)
         .group_by("customer_id")
         .agg(pl.col("day").min().alias("first_order"))
         .filter(pl.col("first_order") + timedelta(days=WINDOW_DAYS) <= end)

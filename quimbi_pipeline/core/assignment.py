@@ -181,7 +181,8 @@ def json_columns(results: dict[str, AxisResult], height: int) -> dict[str, pl.Se
         listed = others & (rounded >= FUZZY_FLOOR)
         belongs_to = others & (rounded >= BELONGS_THRESHOLD)
         for j in range(len(quoted)):
-            frame[f"m{a}_{j}"] = pl.Series(np.where(listed[:, j], rounded[:, j], np.nan))
+            member = np.where(listed[:, j], rounded[:, j], np.nan)
+            frame[f"m{a}_{j}"] = pl.Series(member).fill_nan(None)
             frame[f"b{a}_{j}"] = pl.Series(belongs_to[:, j])
         fuzzy.append(
             pl.concat_str(
@@ -190,7 +191,7 @@ def json_columns(results: dict[str, AxisResult], height: int) -> dict[str, pl.Se
                 pl.lit(":"),
                 pl.col(f"s{a}"),
                 *[
-                    pl.lit(f",{q}:") + pl.col(f"m{a}_{j}").fill_nan(None).cast(pl.String)
+                    pl.lit(f",{q}:") + pl.col(f"m{a}_{j}").cast(pl.String)
                     for j, q in enumerate(quoted)
                 ],
                 pl.lit("}"),
