@@ -12,7 +12,8 @@ The JSON columns of a profile (memberships rounded to ``DECIMALS``):
 
 Axes without an active model (not applicable) are absent from every map. The JSON text is
 built column-wise with polars string expressions: a profile row is rewritten on every run,
-and per-row Python would cost more than the whole database upsert.
+and per-row Python would cost more than the whole database upsert. Its object keys come in
+the order jsonb stores them (``jsonb_sort_key``), so PostgreSQL's parser need not sort them.
 """
 
 import json
@@ -156,46 +157,48 @@ def assign_batch(
 def json_columns(results: dict[str, AxisResult], height: int) -> dict[str, pl.Series]:
     """The four JSON text columns of the profiles (null for every row when no axis applies).
 
-    Each map lists its axes in name order, and each axis's segments start with the dominant.
+    Every object lists its keys in jsonb's order (``jsonb_sort_key``); each array of
+    ``segment_memberships`` starts with the dominant segment.
     """
     if not results:
         return {name: pl.Series(name, [None] * height, dtype=pl.String) for name in JSON_COLUMNS}
-    dominant = pl.DataFrame([r.dominant_names().alias(axis) for axis, r in results.items()])
+    axes = sorted(results, key=jsonb_sort_key)
+    dominant = pl.DataFrame([results[axis].dominant_names().alias(axis) for axis in axes])
     strengths = pl.DataFrame(
-        [pl.Series(axis, np.round(r.strength, DECIMALS)) for axis, r in results.items()]
+        [pl.Series(axis, np.round(results[axis].strength, DECIMALS)) for axis in axes]
     )
     frame: dict[str, pl.Series] = {}
     fuzzy: list[pl.Expr] = []
     belongs: list[pl.Expr] = []
-    for a, (axis, r) in enumerate(results.items()):
+    for a, axis in enumerate(axes):
+        r = results[axis]
         key = json.dumps(axis) + ":"
         quoted = [json.dumps(name) for name in r.names]
         rounded = np.round(r.memberships, DECIMALS)
         top = f"d{a}"
         frame[top] = pl.Series(quoted, dtype=pl.String).gather(r.dominant)
-        frame[f"s{a}"] = strengths[axis].cast(pl.String)
-        # The dominant segment leads each map, so the others each carry their own comma. The
-        # masks are taken in numpy: a null member drops out of concat_str (ignore_nulls),
-        # which is cheaper than a when/then per segment and row.
-        others = np.arange(len(quoted)) != r.dominant[:, None]
-        listed = others & (rounded >= FUZZY_FLOOR)
-        belongs_to = others & (rounded >= BELONGS_THRESHOLD)
+        # A segment left out is null, and concat_str drops it with its separator: cheaper
+        # than a when/then per segment and row. The masks are taken in numpy.
+        is_dominant = np.arange(len(quoted)) == r.dominant[:, None]
+        listed = is_dominant | (rounded >= FUZZY_FLOOR)
+        belongs_to = ~is_dominant & (rounded >= BELONGS_THRESHOLD)
         for j in range(len(quoted)):
             member = np.where(listed[:, j], rounded[:, j], np.nan)
             frame[f"m{a}_{j}"] = pl.Series(member).fill_nan(None)
             frame[f"b{a}_{j}"] = pl.Series(belongs_to[:, j])
+        segments = sorted(range(len(quoted)), key=lambda j: jsonb_sort_key(r.names[j]))
         fuzzy.append(
             pl.concat_str(
                 pl.lit(key + "{"),
-                pl.col(top),
-                pl.lit(":"),
-                pl.col(f"s{a}"),
-                *[
-                    pl.lit(f",{q}:") + pl.col(f"m{a}_{j}").cast(pl.String)
-                    for j, q in enumerate(quoted)
-                ],
+                pl.concat_str(
+                    [
+                        pl.lit(f"{quoted[j]}:") + pl.col(f"m{a}_{j}").cast(pl.String)
+                        for j in segments
+                    ],
+                    separator=",",
+                    ignore_nulls=True,
+                ),
                 pl.lit("}"),
-                ignore_nulls=True,
             )
         )
         belongs.append(
@@ -217,6 +220,17 @@ def json_columns(results: dict[str, AxisResult], height: int) -> dict[str, pl.Se
         "fuzzy_memberships": built["fuzzy_memberships"],
         "segment_memberships": built["segment_memberships"],
     }
+
+
+def jsonb_sort_key(key: str) -> tuple[int, bytes]:
+    """Where jsonb stores an object key: shorter UTF-8 first, then bytewise.
+
+    PostgreSQL sorts the keys of every object it parses into jsonb, and its sort returns at
+    once when they already come sorted. JSON text written in this order spares the server
+    that sort: at 1M customers, a quarter of the CPU of COPYing the profiles.
+    """
+    encoded = key.encode()
+    return len(encoded), encoded
 
 
 def _json_objects(frame: pl.DataFrame) -> pl.Series:
