@@ -42,7 +42,12 @@ from quimbi_pipeline.defs.resources import LakeResource, PostgresResource
 from quimbi_pipeline.defs.temporal.assets import temporal_snapshots
 from quimbi_pipeline.defs.temporal.drift import drift_reports
 from quimbi_pipeline.defs.temporal.retention import snapshot_retention_job
-from quimbi_pipeline.defs.temporal.tables import SNAPSHOT_COLUMNS, RowWriter, drift_report
+from quimbi_pipeline.defs.temporal.tables import (
+    SNAPSHOT_COLUMNS,
+    RowWriter,
+    drift_report,
+    drift_rows,
+)
 from quimbi_pipeline.feature_store import orders_path, tickets_path
 from quimbi_pipeline.home import QuimbiHome
 from quimbi_pipeline.temporal_store import (
@@ -319,6 +324,56 @@ def test_drift_reports_compute_the_documented_formula_and_store_the_movers(
             assert details["changed"] == (details["from"] != details["to"])
     assert moved == len(rows) > 0 and stable > 0
     assert shown["customers_compared"] == len(report)
+
+
+def test_drift_rows_list_axis_drift_keys_in_jsonb_storage_order() -> None:
+    # PostgreSQL skips its per-object key sort when keys come shorter-first, then bytewise.
+    axes = ["return_behavior", "price_sensitivity", "purchase_value", "loyalty_trajectory"]
+    by_axis = pl.DataFrame(
+        {
+            "customer_id": ["c1"] * len(axes) + ["c2"],
+            "axis": [*axes, "price_sensitivity"],
+            "drift": [0.4, 0.3, 0.05, 0.2, 0.35],
+            "severity": ["MAJOR", "MODERATE", "STABLE", "MINOR", "MODERATE"],
+            "velocity": [0.05, 0.04, 0.0, 0.03, 0.05],
+            "previous_segment": ["a", "b", "c", "d", "b"],
+            "current_segment": ["a", "e", "c", "d", "e"],
+            "segment_changed": [False, True, False, False, True],
+        }
+    )
+    by_customer = pl.DataFrame(
+        {
+            "customer_id": ["c1", "c2"],
+            "overall_drift": [0.24, 0.35],
+            "max_axis_drift": [0.4, 0.35],
+            "severity": ["MODERATE", "MODERATE"],
+            "anomaly": [False, False],
+            "axes_changed": [1, 1],
+        }
+    )
+    day = date(2024, 1, 6)
+    rows = drift_rows(by_axis, by_customer, day, day - timedelta(days=7), min_drift=0.1)
+
+    def keys_in_order(pairs: list[tuple[str, object]]) -> dict:
+        keys = [k for k, _ in pairs]
+        assert keys == sorted(keys, key=lambda k: (len(k.encode()), k.encode())), keys
+        return dict(pairs)
+
+    maps = {
+        r["customer_id"]: json.loads(r["axis_drift"], object_pairs_hook=keys_in_order)
+        for r in rows.iter_rows(named=True)
+    }
+    # The STABLE axis without a segment change is left out; the others keep their values.
+    assert list(maps["c1"]) == ["return_behavior", "price_sensitivity", "loyalty_trajectory"]
+    assert maps["c1"]["price_sensitivity"] == {
+        "to": "e",
+        "from": "b",
+        "drift": 0.3,
+        "changed": True,
+        "severity": "MODERATE",
+        "velocity": 0.04,
+    }
+    assert set(maps["c2"]) == {"price_sensitivity"}
 
 
 def test_the_first_week_of_a_history_has_no_drift(

@@ -82,13 +82,15 @@ def drift_rows(
     movers = by_customer.filter(pl.col("max_axis_drift") >= min_drift)
     if movers.height == 0:
         return pl.DataFrame(schema=DRIFT_COLUMNS)
+    # Keys in jsonb's storage order (shorter first, then bytewise), as in the profiles: the
+    # server's sort of each object's keys then has nothing to do.
     entry = pl.struct(
+        pl.col("current_segment").alias("to"),
+        pl.col("previous_segment").alias("from"),
         pl.col("drift").round(4),
+        pl.col("segment_changed").alias("changed"),
         "severity",
         pl.col("velocity").round(6),
-        pl.col("previous_segment").alias("from"),
-        pl.col("current_segment").alias("to"),
-        pl.col("segment_changed").alias("changed"),
     ).struct.json_encode()
     per_axis = (
         by_axis.join(movers.select("customer_id"), on="customer_id", how="semi")
@@ -96,7 +98,9 @@ def drift_rows(
         .group_by("customer_id")
         .agg(
             axis_drift=pl.lit("{")
-            + pl.concat_str(pl.lit('"'), "axis", pl.lit('":'), entry).sort().str.join(",")
+            + pl.concat_str(pl.lit('"'), "axis", pl.lit('":'), entry)
+            .sort_by(pl.col("axis").str.len_bytes(), "axis")
+            .str.join(",")
             + pl.lit("}")
         )
     )
