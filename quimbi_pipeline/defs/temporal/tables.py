@@ -82,8 +82,8 @@ def drift_rows(
     movers = by_customer.filter(pl.col("max_axis_drift") >= min_drift)
     if movers.height == 0:
         return pl.DataFrame(schema=DRIFT_COLUMNS)
-    # Keys in jsonb's storage order (shorter first, then bytewise), as in the profiles: the
-    # server's sort of each object's keys then has nothing to do.
+    # Keys in jsonb's storage order (core.assignment.jsonb_sort_key: shorter first, then
+    # bytewise), as in the profiles: the server's sort of each object's keys has nothing to do.
     entry = pl.struct(
         pl.col("current_segment").alias("to"),
         pl.col("previous_segment").alias("from"),
