@@ -106,11 +106,14 @@ STAGES: dict[str, Stage] = {
             ("profiles",),
             target=Target(60, 100_000, 5),
         ),
+        # Issue 4's "whole run in under 30 s" is judged on run_profiles, the run issue 4
+        # defined. Issue 5 then added the backfill of every week of the history to `run`,
+        # with a target of its own (52 weeks in 60 s, the snapshots stage) that puts the
+        # whole history alone past 30 s, so the whole run has no target.
         Stage(
             "run",
             "the whole `quimbi-pipeline run` on a fresh home, embedded PostgreSQL start included",
             ("generate",),
-            target=Target(30, 100_000, 4),
         ),
         Stage(
             "run_profiles",
