@@ -127,6 +127,38 @@ def test_rerun_on_the_same_data_rewrites_nothing(pipeline: Pipeline) -> None:
     assert [r["row_version"] for r in again] == [r["row_version"] for r in written]
 
 
+def test_one_batch_is_reassigned_and_rewritten_alone(pipeline: Pipeline) -> None:
+    assert pipeline.materialize().success
+    before = {r["customer_id"]: r for r in pipeline.rows()}
+    # One customer of batch 05 and one of another batch spend more after the first run.
+    features = load_features(pipeline.home)
+    batches = customer_batch(features.frame["customer_id"], CUSTOMER_BATCHES)
+    ids = features.frame["customer_id"]
+    inside = ids.filter(batches == 5)[0]
+    outside = ids.filter(batches != 5)[0]
+    features.frame = features.frame.with_columns(
+        lifetime_value=pl.when(pl.col("customer_id").is_in([inside, outside]))
+        .then(pl.col("lifetime_value") + 1000.0)
+        .otherwise(pl.col("lifetime_value"))
+    )
+    save_features(pipeline.home, features)
+
+    result = pipeline.materialize(tags={}, partition_key="05")
+    assert result.success
+    for asset in ("segment_assignments", "customer_profiles"):
+        [written] = result.asset_materializations_for_node(asset)
+        assert written.partition == "05"
+    after = {r["customer_id"]: r for r in pipeline.rows()}
+    assert after[inside]["lifetime_value"] == pytest.approx(before[inside]["lifetime_value"] + 1000)
+    assert after[inside]["row_version"] != before[inside]["row_version"]
+    # The other batches were not touched, so their changed customer is not updated yet.
+    assert after[outside] == before[outside]
+    untouched = [c for c, row in before.items() if row["customer_batch"] != 5]
+    assert [after[c]["row_version"] for c in untouched] == [
+        before[c]["row_version"] for c in untouched
+    ]
+
+
 def test_every_profile_has_a_segment_on_every_fitted_axis(pipeline: Pipeline) -> None:
     assert pipeline.materialize().success
     with connect(pipeline.url) as conn:
