@@ -131,11 +131,10 @@ def test_one_batch_is_reassigned_and_rewritten_alone(pipeline: Pipeline) -> None
     assert pipeline.materialize().success
     before = {r["customer_id"]: r for r in pipeline.rows()}
     # One customer of batch 05 and one of another batch spend more after the first run.
+    segmented = [r for r in before.values() if r["segmentation_status"] == "segmented"]
+    inside = next(r["customer_id"] for r in segmented if r["customer_batch"] == 5)
+    outside = next(r["customer_id"] for r in segmented if r["customer_batch"] != 5)
     features = load_features(pipeline.home)
-    batches = customer_batch(features.frame["customer_id"], CUSTOMER_BATCHES)
-    ids = features.frame["customer_id"]
-    inside = ids.filter(batches == 5)[0]
-    outside = ids.filter(batches != 5)[0]
     features.frame = features.frame.with_columns(
         lifetime_value=pl.when(pl.col("customer_id").is_in([inside, outside]))
         .then(pl.col("lifetime_value") + 1000.0)

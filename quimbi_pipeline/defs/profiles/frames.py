@@ -22,8 +22,8 @@ def write_batch(home: QuimbiHome, batch: int, result: BatchAssignment, version: 
     tmp = folder.with_name(f".{folder.name}.tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     # lz4: these files are rewritten by every run and read once; zstd took twice the time.
-    # No statistics: they are always read whole, and the min/max of a batch's 200 MB of JSON
-    # text was a third of the time of writing it.
+    # No statistics: the files are always read whole, and the min/max of a batch's 200 MB of
+    # JSON text was a third of the time of writing customers.parquet.
     result.long.write_parquet(tmp / "long.parquet", compression="lz4", statistics=False)
     result.customers.with_columns(model_version=pl.lit(version)).write_parquet(
         tmp / "customers.parquet", compression="lz4", statistics=False
